@@ -1,0 +1,212 @@
+"""The one VAE of the project (Kingma & Welling 2013, "Auto-Encoding Variational Bayes").
+
+Safe to import (no side effects, no data access). Every size comes from :class:`VAEConfig`,
+so a checkpoint that stores the config rebuilds its own model (see ``trainer/checkpoint.py``).
+
+Shapes: ``B`` batch, ``D = prod(image_shape)`` pixels, ``J = z_dim`` latent dimensions,
+``K`` samples per data point. Images enter and leave flat, as ``(B, D)`` floats in [0, 1].
+
+Notation follows the paper: the encoder q_phi(z|x) = N(mu, diag(exp(logvar))) (eq. 9),
+z = mu + sigma * eps with eps ~ N(0, I) (the reparameterisation trick, eq. 10), and the
+closed-form KL to the prior N(0, I) (Appendix B). The decoder p_theta(x|z) is Bernoulli
+(logits) for binary-ish data such as MNIST, or Gaussian with a learned per-pixel variance
+for continuous data such as Frey Face (the paper's Appendix C.2 setup).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "elu": nn.ELU}
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclass
+class VAEConfig:
+    """Architecture of one VAE. Everything needed to rebuild the module from its weights."""
+
+    image_shape: tuple[int, int] = (28, 28)
+    hidden: tuple[int, ...] = (400,)  # encoder hidden widths; the decoder mirrors them
+    z_dim: int = 20
+    activation: str = "relu"
+    likelihood: str = "bernoulli"
+    # Gaussian decoder only: floor on the per-pixel log-variance. Without it a learned
+    # variance can collapse onto near-constant pixels and the density diverges.
+    min_logvar: float = -6.0
+
+    def __post_init__(self) -> None:
+        self.image_shape = tuple(int(s) for s in self.image_shape)
+        self.hidden = tuple(int(h) for h in self.hidden)
+        if len(self.image_shape) != 2 or min(self.image_shape) < 1:
+            raise ValueError(f"image_shape must be (height, width), got {self.image_shape}")
+        if self.z_dim < 1:
+            raise ValueError(f"z_dim must be >= 1, got {self.z_dim}")
+        if any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+
+    @property
+    def x_dim(self) -> int:
+        return self.image_shape[0] * self.image_shape[1]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["image_shape"] = list(self.image_shape)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VAEConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
+    """Linear layers with an activation after each (the caller adds the output head)."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), ACTIVATIONS[activation]()]
+    return nn.Sequential(*layers)
+
+
+class VAE(nn.Module):
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.encoder = _mlp([c.x_dim, *c.hidden], c.activation)
+        self.fc_mu = nn.Linear(c.hidden[-1] if c.hidden else c.x_dim, c.z_dim)
+        self.fc_logvar = nn.Linear(c.hidden[-1] if c.hidden else c.x_dim, c.z_dim)
+        dec_hidden = list(reversed(c.hidden))
+        self.decoder = _mlp([c.z_dim, *dec_hidden], c.activation)
+        last = dec_hidden[-1] if dec_hidden else c.z_dim
+        # Bernoulli: one logit per pixel. Gaussian: a mean (through a sigmoid) and a log-variance.
+        self.fc_out = nn.Linear(last, c.x_dim)
+        self.fc_out_logvar = nn.Linear(last, c.x_dim) if c.likelihood == "gaussian" else None
+
+    # --- the paper's three pieces -------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x): ``x`` (B, D) in [0, 1] -> ``mu, logvar`` each (B, J)."""
+        h = self.encoder(x)
+        return self.fc_mu(h), self.fc_logvar(h)
+
+    @staticmethod
+    def reparameterize(
+        mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 1, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """z = mu + sigma * eps, eps ~ N(0, I) (eq. 10). (B, J) -> (K, B, J)."""
+        eps = torch.randn((n_samples, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def decode_params(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """p(x|z) parameters for ``z`` (..., J): Bernoulli ``(logits, None)`` or Gaussian
+        ``(mean, logvar)``, each (..., D)."""
+        h = self.decoder(z)
+        out = self.fc_out(h)
+        if self.fc_out_logvar is None:
+            return out, None
+        mean = torch.sigmoid(out)
+        # Smooth floor at min_logvar (see VAEConfig.min_logvar).
+        m = self.config.min_logvar
+        logvar = m + F.softplus(self.fc_out_logvar(h) - m)
+        return mean, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean image E[x|z] in [0, 1]: ``z`` (..., J) -> (..., D). What the app displays."""
+        a, _ = self.decode_params(z)
+        return torch.sigmoid(a) if self.fc_out_logvar is None else a
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean images of ``n`` draws from the prior z ~ N(0, I): (n, D)."""
+        p = next(self.parameters())
+        z = torch.randn((n, self.config.z_dim), generator=generator, dtype=p.dtype, device=p.device)
+        return self.decode(z)
+
+    def forward(self, x: torch.Tensor, n_samples: int = 1, generator: torch.Generator | None = None) -> dict:
+        """One pass for the objective: ``x`` (B, D) -> dict with mu, logvar (B, J), z (K, B, J)
+        and the decoder's parameters (K, B, D)."""
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar, n_samples, generator)
+        a, b = self.decode_params(z)
+        return {"mu": mu, "logvar": logvar, "z": z, "dec": a, "dec_logvar": b}
+
+
+# --- the objective, as pure functions ------------------------------------------------------
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) per dimension, closed form (paper, Appendix B):
+    -1/2 (1 + log sigma^2 - mu^2 - sigma^2). (B, J) -> (B, J); sum over J for the total."""
+    return -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp())
+
+
+def log_likelihood(x: torch.Tensor, dec: torch.Tensor, dec_logvar: torch.Tensor | None) -> torch.Tensor:
+    """log p(x|z) summed over pixels: ``x`` (B, D), decoder parameters (..., B, D) -> (..., B).
+
+    Bernoulli: ``dec`` are logits; x may be binary or grey (grey gives the cross-entropy the
+    pytorch/examples recipe trains on). Gaussian: ``dec`` is the mean, a continuous density."""
+    if dec_logvar is None:
+        return -F.binary_cross_entropy_with_logits(dec, x.expand_as(dec), reduction="none").sum(-1)
+    return -0.5 * (LOG_2PI + dec_logvar + (x - dec).pow(2) * torch.exp(-dec_logvar)).sum(-1)
+
+
+def loss_function(x: torch.Tensor, out: dict, beta: float = 1.0) -> dict:
+    """Negative (beta-)ELBO averaged over the batch, with its parts (eq. 10 of the paper,
+    L samples averaged). Returns tensors: ``loss`` (what to minimise), ``rec`` = E_q log p(x|z),
+    ``kl`` = KL(q||p), ``elbo`` = rec - kl (always with beta = 1, so it is an honest bound)."""
+    rec = log_likelihood(x, out["dec"], out["dec_logvar"]).mean(0)  # average the K samples: (B,)
+    kl = kl_divergence(out["mu"], out["logvar"]).sum(-1)  # (B,)
+    rec_m, kl_m = rec.mean(), kl.mean()
+    return {"loss": -(rec_m - beta * kl_m), "rec": rec_m, "kl": kl_m, "elbo": rec_m - kl_m}
+
+
+@torch.no_grad()
+def iwae_log_likelihood(
+    model: VAE, x: torch.Tensor, k: int = 1000, chunk: int = 250, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Importance-weighted estimate of log p(x) (Burda et al. 2015, eq. 8), per example.
+
+    log p(x) >= log 1/k sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x); the bound tightens as k grows
+    and k = 1 is the ELBO's single-sample estimate. ``x`` (B, D) -> (B,), in nats."""
+    mu, logvar = model.encode(x)
+    log_ws = []
+    done = 0
+    while done < k:
+        n = min(chunk, k - done)
+        z = model.reparameterize(mu, logvar, n, generator)  # (n, B, J)
+        a, b = model.decode_params(z)
+        log_px_z = log_likelihood(x, a, b)  # (n, B)
+        log_pz = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+        eps2 = (z - mu).pow(2) * torch.exp(-logvar)
+        log_qz = -0.5 * (LOG_2PI + logvar + eps2).sum(-1)
+        log_ws.append(log_px_z + log_pz - log_qz)
+        done += n
+    log_w = torch.cat(log_ws, 0)
+    return torch.logsumexp(log_w, 0) - math.log(k)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = [
+    "VAEConfig",
+    "VAE",
+    "kl_divergence",
+    "log_likelihood",
+    "loss_function",
+    "iwae_log_likelihood",
+    "count_parameters",
+]
