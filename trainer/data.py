@@ -1,0 +1,597 @@
+"""Datasets: MNIST (IDX files), Frey Face (``frey_rawface.mat``) and a folder of images.
+
+Every loader returns an :class:`ImageDataset` holding whole uint8 tensors in memory
+(``train_x`` (N, H, W), ``test_x`` (M, H, W)) plus a JSON-serialisable ``provenance`` dict that
+records which files were read (path, size, sha256, checksum status), where they were downloaded
+from, and the train/test split rule. Checkpoints copy that dict into their metadata.
+
+Where the files are looked up (``data_dir``; see :func:`default_data_dir`):
+
+- MNIST: ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
+  ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz`` in ``data_dir/mnist/``, then in
+  ``data_dir/`` (un-gzipped copies with the same names minus ``.gz`` are accepted too).
+  Official 60000 / 10000 split.
+- Frey Face: ``frey_rawface.mat`` in ``data_dir/frey/``, then ``data_dir/``. Variable ``ff``
+  (560, N) uint8, frame ``i`` is ``ff[:, i].reshape(28, 20)``. Split: every 10th frame
+  (index % 10 == 0) is test, 197 of 1965; labels are frame indices in the original sequence.
+- Folder: any images Pillow reads, converted to grayscale and resized; labels from sub-folders.
+
+Checksums: a user-supplied MNIST file whose md5 is not the official one is used with a
+:class:`DataWarning` (its IDX header and shapes are still checked, and provenance says
+``"unknown-but-valid-header"``); a *downloaded* file that fails its checksum is refused.
+No checksum of the original ``frey_rawface.mat`` is published anywhere we could find, so a
+downloaded Frey file is verified by structure instead (it must load with ``ff`` of shape
+(560, 1965)) before it is renamed into place.
+
+Downloads (``download=True``) fetch only missing files, with urllib, to a temporary file in
+the destination folder that is fsynced, verified and then renamed; the environment variable
+``VAE_DATA_MIRROR`` replaces the source base URL (files then come from
+``<mirror>/mnist/<file>`` and ``<mirror>/frey/frey_rawface.mat``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+MNIST_BASE_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+FREY_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
+FREY_FILE = "frey_rawface.mat"
+FREY_SHAPE = (28, 20)
+FREY_N_FRAMES = 1965
+FREY_TEST_EVERY = 10
+
+# role -> file name; roles are the keys of provenance["files"].
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+# Official md5 of each original file (LeCun's page; the same files torchvision verifies).
+# Looked up at call time, so tests may monkeypatch it.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
+IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+USER_AGENT = "vae-latent-explorer/1 (python urllib)"
+_CHUNK = 1 << 16
+
+
+class DataError(ValueError):
+    """A dataset file that cannot be used; the one-line message names it and what was expected."""
+
+
+class DataWarning(UserWarning):
+    """Data that is used but is not exactly what was expected (e.g. an unofficial checksum)."""
+
+
+@dataclass
+class ImageDataset:
+    """A whole dataset in memory.
+
+    ``train_x`` (N, H, W) uint8, ``train_y`` (N,) int64, ``test_x`` (M, H, W) uint8,
+    ``test_y`` (M,) int64. Labels: MNIST digit; Frey frame index in the original sequence;
+    folder: class index into ``label_names`` or -1 for unlabelled images.
+    """
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    image_shape: tuple[int, int]
+    label_names: list[str] | None
+    provenance: dict
+
+
+def default_data_dir() -> Path:
+    """``$VAE_DATA_DIR``, else ``<project root>/../shared/data`` if it exists, else ``<project root>/data``."""
+    env = os.environ.get("VAE_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    shared = PROJECT_ROOT.parent / "shared" / "data"
+    if shared.is_dir():
+        return shared
+    return PROJECT_ROOT / "data"
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = False,
+    image_size: tuple[int, int] = (28, 28),
+    test_fraction: float = 0.1,
+    seed: int = 0,
+) -> ImageDataset:
+    """Load ``"mnist"``, ``"frey"`` or ``"folder"``.
+
+    For ``"folder"`` ``data_dir`` is the image folder itself and ``image_size`` (H, W),
+    ``test_fraction`` and ``seed`` apply; MNIST and Frey have fixed sizes and splits.
+    ``data_dir=None`` means :func:`default_data_dir` (not allowed for ``"folder"``).
+    """
+    if name == "folder":
+        if data_dir is None:
+            raise DataError("dataset 'folder' needs the image folder as data_dir")
+        return load_image_folder(data_dir, image_size=image_size, test_fraction=test_fraction, seed=seed)
+    root = default_data_dir() if data_dir is None else data_dir
+    if name == "mnist":
+        return load_mnist(root, download=download)
+    if name == "frey":
+        return load_frey(root, download=download)
+    raise DataError(f"unknown dataset {name!r}; expected one of 'mnist', 'frey', 'folder'")
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def _mirror_url(subdir: str, filename: str) -> str | None:
+    mirror = os.environ.get("VAE_DATA_MIRROR", "").strip()
+    if not mirror:
+        return None
+    return f"{mirror.rstrip('/')}/{subdir}/{filename}"
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def download_file(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    md5: str | None = None,
+    timeout: float = 60,
+    validate: Callable[[Path], None] | None = None,
+) -> Path:
+    """Download ``url`` to ``dest`` atomically and verify it; return ``dest``.
+
+    Bytes go to a temporary file in ``dest``'s folder, which is fsynced, checked (length
+    against Content-Length, ``md5`` / ``sha256`` if given, then ``validate(tmp_path)`` if
+    given, which raises :class:`DataError` on a bad file) and only then renamed over ``dest``.
+    On any failure (HTTP error, dropped connection, timeout, checksum mismatch, invalid
+    content) the temporary file is removed, an existing ``dest`` is left untouched, and
+    :class:`DataError` says what happened. Progress goes to stderr (tqdm, only on a terminal).
+    """
+    from tqdm import tqdm
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    received = 0
+    try:
+        h_md5 = hashlib.md5(usedforsecurity=False)
+        h_sha = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            try:
+                req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+                with urllib.request.urlopen(req, timeout=timeout) as resp:
+                    length = resp.headers.get("Content-Length", "")
+                    expected = int(length) if length.strip().isdigit() else None
+                    with tqdm(
+                        total=expected, unit="B", unit_scale=True, unit_divisor=1024,
+                        desc=dest.name, file=sys.stderr, disable=None, leave=False,
+                    ) as bar:
+                        while chunk := resp.read(_CHUNK):
+                            out.write(chunk)
+                            h_md5.update(chunk)
+                            h_sha.update(chunk)
+                            received += len(chunk)
+                            bar.update(len(chunk))
+            except urllib.error.HTTPError as e:
+                e.close()
+                raise DataError(f"download of {url} failed: HTTP {e.code} {_one_line(e.reason)}") from None
+            except urllib.error.URLError as e:
+                raise DataError(f"download of {url} failed: {_one_line(e.reason)}") from None
+            except (http.client.HTTPException, OSError) as e:
+                # IncompleteRead, connection reset, socket timeout mid-transfer, ...
+                raise DataError(
+                    f"download of {url} failed after {received} bytes: {type(e).__name__}: {_one_line(e)}"
+                ) from None
+            # http.client returns EOF quietly when the server closes early, so count ourselves.
+            if expected is not None and received != expected:
+                raise DataError(
+                    f"download of {url} was cut short: connection closed after {received} of {expected} bytes"
+                )
+            out.flush()
+            os.fsync(out.fileno())
+        for algo, want, h in (("md5", md5, h_md5), ("sha256", sha256, h_sha)):
+            if want and h.hexdigest() != want.lower():
+                raise DataError(
+                    f"download of {url} failed its checksum: {algo} {h.hexdigest()}, expected {want.lower()} "
+                    f"({received} bytes; not saved)"
+                )
+        if validate is not None:
+            try:
+                validate(tmp)
+            except DataError as e:
+                raise DataError(f"download of {url} is not a valid file (not saved): {e}") from None
+        os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform, hence best effort.
+    try:
+        dfd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+# --------------------------------------------------------------------------- MNIST
+
+
+def _find(data_dir: Path, subdir: str, names: tuple[str, ...]) -> Path | None:
+    for folder in (data_dir / subdir, data_dir):
+        for n in names:
+            if (folder / n).is_file():
+                return folder / n
+    return None
+
+
+def _file_record(path: Path, raw: bytes) -> dict:
+    return {
+        "path": str(path.resolve()),
+        "size": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "md5": hashlib.md5(raw, usedforsecurity=False).hexdigest(),
+    }
+
+
+def _read_idx(path: Path, raw: bytes, magic: int, item_dims: tuple[int, ...]) -> np.ndarray:
+    """Parse IDX bytes (gzipped if ``path`` ends in .gz) into (n, *item_dims) uint8."""
+    what = "IDX images" if magic == IDX_IMAGES_MAGIC else "IDX labels"
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{path}: not a complete gzip file ({_one_line(e)}); expected gzipped {what}") from None
+    ndim = 1 + len(item_dims)
+    header_len = 4 + 4 * ndim
+    if len(raw) < 4:
+        raise DataError(f"{path}: {len(raw)} bytes, too short for an IDX header; expected {what}")
+    got_magic = int.from_bytes(raw[:4], "big")
+    if got_magic != magic:
+        raise DataError(f"{path}: IDX magic number {got_magic}, expected {magic} ({what}, uint8, {ndim}-D)")
+    if len(raw) < header_len:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes); expected {header_len}")
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    if dims[1:] != item_dims:
+        raise DataError(f"{path}: IDX dimensions {dims}, expected (n, {', '.join(map(str, item_dims))})")
+    payload = len(raw) - header_len
+    want = int(np.prod(dims))
+    if payload != want:
+        raise DataError(f"{path}: IDX payload is {payload} bytes, header {dims} says {want}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims).copy()
+
+
+def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = False) -> ImageDataset:
+    """Load MNIST from IDX files: train (60000, 28, 28) / test (10000, 28, 28) uint8, digit labels.
+
+    Missing files are downloaded to ``data_dir/mnist/`` when ``download`` is true (from
+    :data:`MNIST_BASE_URL` or ``$VAE_DATA_MIRROR/mnist/``) and must match :data:`MNIST_MD5`.
+    Files found locally are checked by header and shape; an md5 other than the official one
+    gives a :class:`DataWarning` and ``checksum: "unknown-but-valid-header"`` in provenance.
+    """
+    data_dir = Path(default_data_dir() if data_dir is None else data_dir).expanduser()
+    files: dict[str, dict] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for role, fname in MNIST_FILES.items():
+        path = _find(data_dir, "mnist", (fname, fname[: -len(".gz")]))
+        url = None
+        if path is None:
+            if not download:
+                raise DataError(
+                    f"MNIST file {fname} not found in {data_dir / 'mnist'} or {data_dir}; "
+                    "pass download=True (or set VAE_DATA_DIR to a folder that has it)"
+                )
+            url = _mirror_url("mnist", fname) or MNIST_BASE_URL + fname
+            path = download_file(url, data_dir / "mnist" / fname, md5=MNIST_MD5.get(fname))
+        raw = path.read_bytes()
+        rec = _file_record(path, raw)
+        is_images = role.endswith("images")
+        arr = _read_idx(
+            path, raw, IDX_IMAGES_MAGIC if is_images else IDX_LABELS_MAGIC, (28, 28) if is_images else ()
+        )
+        official = MNIST_MD5.get(fname)
+        if official is not None and rec["md5"] == official:
+            rec["checksum"] = "official"
+        else:
+            rec["checksum"] = "unknown-but-valid-header"
+            warnings.warn(
+                f"{path}: md5 {rec['md5']} is not the official {official} for {fname}; "
+                "its IDX header and shape are valid, so it is used",
+                DataWarning,
+                stacklevel=2,
+            )
+        if url is not None:
+            rec["url"] = url
+        files[role] = rec
+        arrays[role] = arr
+    for split in ("train", "test"):
+        n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
+        if n_img != n_lab:
+            raise DataError(
+                f"{files[f'{split}_labels']['path']}: {n_lab} labels for {n_img} images in "
+                f"{files[f'{split}_images']['path']}; expected equal counts"
+            )
+        labels = arrays[f"{split}_labels"]
+        if labels.size and labels.max() > 9:
+            raise DataError(f"{files[f'{split}_labels']['path']}: label {int(labels.max())}, expected digits 0-9")
+    return ImageDataset(
+        name="mnist",
+        train_x=torch.from_numpy(arrays["train_images"]),
+        train_y=torch.from_numpy(arrays["train_labels"].astype(np.int64)),
+        test_x=torch.from_numpy(arrays["test_images"]),
+        test_y=torch.from_numpy(arrays["test_labels"].astype(np.int64)),
+        image_shape=(28, 28),
+        label_names=[str(d) for d in range(10)],
+        provenance={
+            "dataset": "mnist",
+            "files": files,
+            "n_train": int(len(arrays["train_images"])),
+            "n_test": int(len(arrays["test_images"])),
+            "split": "official MNIST split: train-* files are train, t10k-* files are test",
+        },
+    )
+
+
+# --------------------------------------------------------------------------- Frey Face
+
+
+def _read_frey_mat(path: Path, n_frames: int | None = None) -> np.ndarray:
+    """Read ``ff`` from a .mat file and return frames (N, 28, 20) uint8.
+
+    ``n_frames``: if given, ``ff`` must have exactly that many columns.
+    """
+    import scipy.io
+
+    try:
+        mat = scipy.io.loadmat(str(path), variable_names=["ff"])
+    except Exception as e:  # scipy raises ValueError, OSError, MatReadError, NotImplementedError (v7.3)
+        raise DataError(
+            f"{path}: cannot read as a MATLAB .mat file ({_one_line(e)}); expected frey_rawface.mat with "
+            "variable 'ff' (560 x N uint8)"
+        ) from None
+    if "ff" not in mat:
+        raise DataError(f"{path} has no variable 'ff'; expected 'ff' of shape (560, N) uint8 (Frey Face)")
+    ff = mat["ff"]
+    h, w = FREY_SHAPE
+    cols = "N" if n_frames is None else str(n_frames)
+    if not isinstance(ff, np.ndarray) or ff.ndim != 2 or ff.shape[0] != h * w or ff.shape[1] < 1:
+        shape = getattr(ff, "shape", type(ff).__name__)
+        raise DataError(f"{path}: variable 'ff' has shape {shape}, expected ({h * w}, {cols})")
+    if n_frames is not None and ff.shape[1] != n_frames:
+        raise DataError(f"{path}: variable 'ff' has shape {ff.shape}, expected ({h * w}, {n_frames})")
+    if ff.dtype != np.uint8:
+        if ff.dtype.kind not in "uif" or not np.all(np.isfinite(ff)) or ff.min() < 0 or ff.max() > 255 or not np.all(
+            ff == np.round(ff)
+        ):
+            raise DataError(f"{path}: variable 'ff' has dtype {ff.dtype} with values outside integers 0-255, expected uint8")
+        ff = ff.astype(np.uint8)
+    return np.ascontiguousarray(ff.T).reshape(-1, h, w)
+
+
+def load_frey(data_dir: str | os.PathLike | None = None, download: bool = False) -> ImageDataset:
+    """Load Frey Face: frames (28, 20) uint8; train 1768 / test 197 frames (every 10th is test).
+
+    Labels are frame indices in the original sequence (so nearby labels are similar faces).
+    A download (from :data:`FREY_URL` or ``$VAE_DATA_MIRROR/frey/``) has no published checksum
+    to check against, so it is verified by structure: ``ff`` must be (560, 1965).
+    """
+    data_dir = Path(default_data_dir() if data_dir is None else data_dir).expanduser()
+    path = _find(data_dir, "frey", (FREY_FILE,))
+    url = None
+    if path is None:
+        if not download:
+            raise DataError(
+                f"Frey Face file {FREY_FILE} not found in {data_dir / 'frey'} or {data_dir}; "
+                "pass download=True (or set VAE_DATA_DIR to a folder that has it)"
+            )
+        url = _mirror_url("frey", FREY_FILE) or FREY_URL
+        path = download_file(
+            url, data_dir / "frey" / FREY_FILE, validate=lambda p: _read_frey_mat(p, n_frames=FREY_N_FRAMES)
+        )
+    rec = _file_record(path, path.read_bytes())
+    frames = _read_frey_mat(path)
+    rec["checksum"] = "no-published-checksum-valid-structure"
+    if url is not None:
+        rec["url"] = url
+    idx = np.arange(len(frames))
+    is_test = idx % FREY_TEST_EVERY == 0
+    return ImageDataset(
+        name="frey",
+        train_x=torch.from_numpy(frames[~is_test].copy()),
+        train_y=torch.from_numpy(idx[~is_test].astype(np.int64)),
+        test_x=torch.from_numpy(frames[is_test].copy()),
+        test_y=torch.from_numpy(idx[is_test].astype(np.int64)),
+        image_shape=FREY_SHAPE,
+        label_names=None,
+        provenance={
+            "dataset": "frey",
+            "files": {"frames": rec},
+            "n_train": int((~is_test).sum()),
+            "n_test": int(is_test.sum()),
+            "split": f"frame index % {FREY_TEST_EVERY} == 0 is test, the rest train; labels are frame indices",
+        },
+    )
+
+
+# --------------------------------------------------------------------------- image folder
+
+
+def _to_gray(img) -> np.ndarray:
+    """A Pillow image as (h, w) float32 gray levels in [0, 255].
+
+    16-bit and 32-bit integer images are scaled from their full range, alpha is composited on
+    white (transparent background reads as paper, not ink), palette, CMYK and the rest go
+    through RGB to ITU-R 601 luma.
+    """
+    from PIL import Image, ImageOps
+
+    img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    if mode.startswith("I;16"):
+        return np.asarray(img, dtype=np.float32) / 257.0
+    if mode == "I":
+        a = np.asarray(img, dtype=np.float64)
+        # Pillow opens some 16-bit files as 32-bit "I"; values above 255 betray that.
+        return (a / 257.0 if a.max() > 255 else a).clip(0, 255).astype(np.float32)
+    if mode == "F":
+        a = np.nan_to_num(np.asarray(img, dtype=np.float32))
+        return (a * 255.0 if a.max() <= 1.0 else a).clip(0, 255)
+    if mode == "L":
+        return np.asarray(img, dtype=np.float32)
+    has_alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in img.info)
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return np.asarray(img.convert("RGB").convert("L"), dtype=np.float32)
+
+
+def _load_image(path: Path, size_hw: tuple[int, int]) -> np.ndarray:
+    """Open, convert to gray and resize (Lanczos, in float) to ``size_hw``; (H, W) uint8."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.load()
+        gray = _to_gray(img)
+    h, w = size_hw
+    if gray.shape != (h, w):
+        gray = np.asarray(Image.fromarray(gray).resize((w, h), Image.Resampling.LANCZOS), dtype=np.float32)
+    return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+
+
+def _split_indices(labels: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
+    """Boolean test mask, stratified by label: round(n * test_fraction) per label, at least one
+    training example per label, and at least one test example overall when possible."""
+    rng = np.random.default_rng(seed)
+    is_test = np.zeros(len(labels), dtype=bool)
+    for lab in np.unique(labels):
+        members = np.flatnonzero(labels == lab)
+        k = min(int(np.floor(len(members) * test_fraction + 0.5)), len(members) - 1)
+        if k > 0:
+            is_test[rng.permutation(members)[:k]] = True
+    if test_fraction > 0 and not is_test.any() and len(labels) >= 2:
+        is_test[rng.integers(len(labels))] = True
+    return is_test
+
+
+def load_image_folder(
+    path: str | os.PathLike,
+    image_size: tuple[int, int] = (28, 28),
+    test_fraction: float = 0.1,
+    seed: int = 0,
+) -> ImageDataset:
+    """Load every image under ``path`` as (H, W) = ``image_size`` uint8 grayscale.
+
+    Formats: png, jpg/jpeg, gif, bmp, webp, tif/tiff (first frame). Images are stretched to
+    ``image_size`` (no crop, no padding). If ``path`` has sub-folders, each one is a class
+    (sorted names are ``label_names``; images anywhere below it get its index) and images
+    directly in ``path`` get -1; without sub-folders all labels are -1 and ``label_names`` is
+    None. Unreadable files are skipped with one :class:`DataWarning` listing them. The split is
+    deterministic for a given ``seed``: ``round(n * test_fraction)`` random images of each label.
+    """
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder; expected a folder of images (optionally one sub-folder per class)")
+    h, w = int(image_size[0]), int(image_size[1])
+    if h < 1 or w < 1:
+        raise DataError(f"image_size {image_size}: expected positive (H, W)")
+    if not 0.0 <= test_fraction < 1.0:
+        raise DataError(f"test_fraction {test_fraction}: expected 0 <= test_fraction < 1")
+
+    def visible(p: Path) -> bool:
+        return not any(part.startswith(".") for part in p.relative_to(root).parts)
+
+    def images_in(folder: Path, recursive: bool) -> list[Path]:
+        it = folder.rglob("*") if recursive else folder.iterdir()
+        return sorted(p for p in it if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and visible(p))
+
+    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and visible(d)), key=lambda d: d.name)
+    entries: list[tuple[Path, int]] = [(p, -1) for p in images_in(root, recursive=False)]
+    for ci, d in enumerate(class_dirs):
+        entries += [(p, ci) for p in images_in(d, recursive=True)]
+    label_names = [d.name for d in class_dirs] or None
+
+    images, labels, skipped = [], [], []
+    content = hashlib.sha256()
+    for p, lab in entries:
+        try:
+            arr = _load_image(p, (h, w))
+        except Exception as e:  # Pillow raises OSError, ValueError, SyntaxError, DecompressionBombError, ...
+            skipped.append(f"{p.relative_to(root)} ({type(e).__name__}: {_one_line(e)})")
+            continue
+        rel = p.relative_to(root).as_posix()
+        content.update(rel.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+        images.append(arr)
+        labels.append(lab)
+    if skipped:
+        shown = "; ".join(skipped[:10]) + (f"; and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        warnings.warn(f"{root}: skipped {len(skipped)} unreadable image file(s): {shown}", DataWarning, stacklevel=2)
+    if not images:
+        raise DataError(
+            f"{root}: no readable images; expected files with extensions {', '.join(IMAGE_EXTENSIONS)} "
+            "(directly or in one sub-folder per class)"
+        )
+    x = np.stack(images)
+    y = np.asarray(labels, dtype=np.int64)
+    is_test = _split_indices(y, test_fraction, seed)
+    return ImageDataset(
+        name="folder",
+        train_x=torch.from_numpy(x[~is_test]),
+        train_y=torch.from_numpy(y[~is_test]),
+        test_x=torch.from_numpy(x[is_test]),
+        test_y=torch.from_numpy(y[is_test]),
+        image_shape=(h, w),
+        label_names=label_names,
+        provenance={
+            "dataset": "folder",
+            "root": str(root.resolve()),
+            "n_images": len(images),
+            "n_train": int((~is_test).sum()),
+            "n_test": int(is_test.sum()),
+            "content_sha256": content.hexdigest(),
+            "checksum": "user-files",
+            "skipped": skipped,
+            "conversion": f"grayscale (alpha on white, 16-bit scaled), stretched to {h}x{w} with Lanczos",
+            "split": f"per label, round(n * {test_fraction}) random images are test (numpy default_rng seed {seed}), "
+            "at least one train image per label",
+        },
+    )
