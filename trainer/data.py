@@ -108,7 +108,8 @@ class ImageDataset:
 
 
 def default_data_dir() -> Path:
-    """``$VAE_DATA_DIR``, else ``<project root>/../shared/data`` if it exists, else ``<project root>/data``."""
+    """The datasets folder: ``$VAE_DATA_DIR``; else ``<project root>/../shared/data`` if that
+    exists; else ``<project root>/data`` (where downloads go by default)."""
     env = os.environ.get("VAE_DATA_DIR")
     if env:
         return Path(env).expanduser()
@@ -280,7 +281,9 @@ def _read_idx(path: Path, raw: bytes, magic: int, item_dims: tuple[int, ...]) ->
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{path}: not a complete gzip file ({_one_line(e)}); expected gzipped {what}") from None
+            raise DataError(
+                f"{path}: not a complete gzip file ({_one_line(e)}); expected gzipped {what}"
+            ) from None
     ndim = 1 + len(item_dims)
     header_len = 4 + 4 * ndim
     if len(raw) < 4:
@@ -352,7 +355,8 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = False
             )
         labels = arrays[f"{split}_labels"]
         if labels.size and labels.max() > 9:
-            raise DataError(f"{files[f'{split}_labels']['path']}: label {int(labels.max())}, expected digits 0-9")
+            path = files[f"{split}_labels"]["path"]
+            raise DataError(f"{path}: label {int(labels.max())}, expected digits 0-9")
     return ImageDataset(
         name="mnist",
         train_x=torch.from_numpy(arrays["train_images"]),
@@ -399,10 +403,11 @@ def _read_frey_mat(path: Path, n_frames: int | None = None) -> np.ndarray:
     if n_frames is not None and ff.shape[1] != n_frames:
         raise DataError(f"{path}: variable 'ff' has shape {ff.shape}, expected ({h * w}, {n_frames})")
     if ff.dtype != np.uint8:
-        if ff.dtype.kind not in "uif" or not np.all(np.isfinite(ff)) or ff.min() < 0 or ff.max() > 255 or not np.all(
-            ff == np.round(ff)
-        ):
-            raise DataError(f"{path}: variable 'ff' has dtype {ff.dtype} with values outside integers 0-255, expected uint8")
+        numeric = ff.dtype.kind in "uif" and bool(np.all(np.isfinite(ff)))
+        if not numeric or ff.min() < 0 or ff.max() > 255 or not np.all(ff == np.round(ff)):
+            raise DataError(
+                f"{path}: variable 'ff' ({ff.dtype}) has values that are not integers 0-255; expected uint8"
+            )
         ff = ff.astype(np.uint8)
     return np.ascontiguousarray(ff.T).reshape(-1, h, w)
 
@@ -447,7 +452,8 @@ def load_frey(data_dir: str | os.PathLike | None = None, download: bool = False)
             "files": {"frames": rec},
             "n_train": int((~is_test).sum()),
             "n_test": int(is_test.sum()),
-            "split": f"frame index % {FREY_TEST_EVERY} == 0 is test, the rest train; labels are frame indices",
+            "split": f"frame index % {FREY_TEST_EVERY} == 0 is test, the rest train; "
+            "labels are frame indices",
         },
     )
 
@@ -530,7 +536,9 @@ def load_image_folder(
     """
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise DataError(f"{root}: not a folder; expected a folder of images (optionally one sub-folder per class)")
+        raise DataError(
+            f"{root}: not a folder; expected a folder of images (optionally one sub-folder per class)"
+        )
     h, w = int(image_size[0]), int(image_size[1])
     if h < 1 or w < 1:
         raise DataError(f"image_size {image_size}: expected positive (H, W)")
@@ -564,7 +572,9 @@ def load_image_folder(
         labels.append(lab)
     if skipped:
         shown = "; ".join(skipped[:10]) + (f"; and {len(skipped) - 10} more" if len(skipped) > 10 else "")
-        warnings.warn(f"{root}: skipped {len(skipped)} unreadable image file(s): {shown}", DataWarning, stacklevel=2)
+        warnings.warn(
+            f"{root}: skipped {len(skipped)} unreadable image file(s): {shown}", DataWarning, stacklevel=2
+        )
     if not images:
         raise DataError(
             f"{root}: no readable images; expected files with extensions {', '.join(IMAGE_EXTENSIONS)} "
@@ -591,7 +601,7 @@ def load_image_folder(
             "checksum": "user-files",
             "skipped": skipped,
             "conversion": f"grayscale (alpha on white, 16-bit scaled), stretched to {h}x{w} with Lanczos",
-            "split": f"per label, round(n * {test_fraction}) random images are test (numpy default_rng seed {seed}), "
-            "at least one train image per label",
+            "split": f"per label, round(n * {test_fraction}) random images are test "
+            f"(numpy default_rng seed {seed}), at least one train image per label",
         },
     )
