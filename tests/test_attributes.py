@@ -17,8 +17,8 @@ from explorer.attributes import (
     measure_batch,
     measure_image,
 )
+from trainer.data import default_data_dir
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def draw_bar(width: float, height: float, slant: float = 0.0, size=(28, 28),
@@ -186,7 +186,7 @@ def _read_idx_images(path: Path) -> np.ndarray:
 
 @pytest.mark.slow
 def test_mnist_test_set_distribution_is_sane():
-    path = DATA_DIR / "mnist" / "t10k-images-idx3-ubyte.gz"
+    path = default_data_dir() / "mnist" / "t10k-images-idx3-ubyte.gz"
     if not path.exists():
         pytest.skip(f"MNIST test images not found at {path}")
     images = _read_idx_images(path)
@@ -200,7 +200,7 @@ def test_mnist_test_set_distribution_is_sane():
     # MNIST's digits lean right on average (Morpho-MNIST reports a mean slant of ~0.1 rad).
     assert 0.0 < np.median(res["slant"]) < 0.25
     # Upright, a "1" is the narrowest digit and a "0" wider than the typical digit.
-    labels_path = DATA_DIR / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    labels_path = default_data_dir() / "mnist" / "t10k-labels-idx1-ubyte.gz"
     with gzip.open(labels_path, "rb") as f:
         labels = np.frombuffer(f.read(), np.uint8, offset=8)
     med_width = [np.median(res["width"][labels == d]) for d in range(10)]
