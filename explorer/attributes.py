@@ -179,6 +179,8 @@ def _skeleton_measures(ink: np.ndarray, rows_any: np.ndarray, cols_any: np.ndarr
         # proportion to the pixels they see, and a digit fills about half its frame.
         crop = padded[i, r[0] : r[-1] + 3, c[0] : c[-1] + 3]
         skel = skeletonize(crop)
+        if not skel.any():  # thinning keeps >= 1 pixel of any blob; guard the mean anyway
+            skel = crop
         dist = ndimage.distance_transform_edt(crop)
         mean_dist[i] = dist[skel].mean()
         # Links between skeleton pixels: right, down, and the two diagonals where no
