@@ -1,0 +1,193 @@
+"""Plotly figures for the app: the latent map, training curves, KL per dimension, mu +- sigma.
+
+Functions take arrays and return ``plotly.graph_objects.Figure``; nothing here draws a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+# Markers drawn over the map, by role: (symbol, colour, size).
+MARKER_STYLE = {
+    "current": ("x", "#d62728", 16),
+    "upload": ("star", "#111111", 20),
+    "selected": ("circle-open", "#111111", 12),
+}
+
+
+def map_figure(
+    embedding: np.ndarray,
+    labels: np.ndarray,
+    categorical: bool = True,
+    label_names: Sequence[str] | None = None,
+    markers: Mapping[str, tuple[float, float, str]] | None = None,
+    title: str = "",
+    max_points: int | None = None,
+) -> go.Figure:
+    """A WebGL scatter of the 2-D ``embedding`` (N, 2) coloured by ``labels`` (N,).
+
+    ``categorical``: one trace per label (digits, with a legend that toggles them); otherwise
+    one trace on a continuous colour scale (Frey Face frame index). Every data point carries
+    its row index as ``customdata`` so a selection maps back to rows (:func:`selected_rows`).
+    ``markers``: name -> (x, y, role) drawn on top, role a key of :data:`MARKER_STYLE`; they
+    carry no customdata and so never count as selected. ``max_points`` keeps an evenly
+    spaced subset (row indices stay the original ones)."""
+    e = np.asarray(embedding, dtype=np.float32)
+    y = np.asarray(labels)
+    if e.ndim != 2 or e.shape[1] != 2 or y.shape != (e.shape[0],):
+        raise ValueError(f"map_figure: need (N, 2) embedding and (N,) labels, got {e.shape} and {y.shape}")
+    rows = np.arange(e.shape[0])
+    if max_points and e.shape[0] > max_points:
+        rows = np.linspace(0, e.shape[0] - 1, max_points).astype(int)
+    fig = go.Figure()
+    common = dict(mode="markers", hovertemplate="row %{customdata}<br>%{text}<extra></extra>")
+    if categorical:
+        palette = qualitative.D3 + qualitative.Plotly
+        for i, c in enumerate(np.unique(y[rows])):
+            r = rows[y[rows] == c]
+            name = label_names[int(c)] if label_names is not None and 0 <= int(c) < len(label_names) else str(c)
+            fig.add_trace(
+                go.Scattergl(
+                    x=e[r, 0], y=e[r, 1], customdata=r, text=[f"label {name}"] * len(r), name=name,
+                    marker=dict(size=4, color=palette[i % len(palette)], opacity=0.7), **common,
+                )
+            )
+    else:
+        fig.add_trace(
+            go.Scattergl(
+                x=e[rows, 0], y=e[rows, 1], customdata=rows, text=[f"frame {int(v)}" for v in y[rows]],
+                name="test set", showlegend=False,
+                marker=dict(size=5, color=y[rows], colorscale="Viridis", opacity=0.8,
+                            colorbar=dict(title="frame", thickness=12)),
+                **common,
+            )
+        )
+    for name, (mx, my, role) in (markers or {}).items():
+        symbol, color, size = MARKER_STYLE.get(role, MARKER_STYLE["current"])
+        fig.add_trace(
+            go.Scatter(
+                x=[mx], y=[my], mode="markers", name=name, hovertemplate=f"{name}<extra></extra>",
+                marker=dict(symbol=symbol, color=color, size=size, line=dict(width=2, color=color)),
+            )
+        )
+    fig.update_layout(
+        title=title or None, height=560, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        dragmode="lasso", legend=dict(itemsizing="constant"), uirevision="map",
+    )
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def selected_rows(event) -> list[int]:
+    """Row indices (customdata) of the data points in a ``st.plotly_chart`` selection event,
+    in selection order without repeats. Marker traces (no customdata) are ignored; customdata
+    arrives as an int, a one-item list, or a dict ``{'0': value}`` depending on the path."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return []
+    out: list[int] = []
+    seen = set()
+    for p in points or []:
+        cd = p.get("customdata") if isinstance(p, Mapping) else None
+        if isinstance(cd, Mapping):
+            cd = cd.get("0", next(iter(cd.values()), None))
+        if isinstance(cd, (list, tuple)):
+            cd = cd[0] if cd else None
+        if cd is None:
+            continue
+        try:
+            r = int(cd)
+        except (TypeError, ValueError):
+            continue
+        if r not in seen:
+            seen.add(r)
+            out.append(r)
+    return out
+
+
+def training_curves_figure(history: Sequence[Mapping]) -> go.Figure:
+    """ELBO (train and test) and its two parts, KL and reconstruction, against the epoch,
+    from the checkpoint's ``meta["history"]``. Missing keys are skipped."""
+    epochs = [h.get("epoch") for h in history]
+    fig = go.Figure()
+    series = [
+        ("train_elbo", "train ELBO", "#1f77b4", "solid"),
+        ("test_elbo", "test ELBO", "#ff7f0e", "solid"),
+        ("train_rec", "train E[log p(x|z)]", "#1f77b4", "dot"),
+        ("test_rec", "test E[log p(x|z)]", "#ff7f0e", "dot"),
+    ]
+    for key, name, color, dash in series:
+        ys = [h.get(key) for h in history]
+        if any(v is not None for v in ys):
+            fig.add_trace(go.Scatter(x=epochs, y=ys, name=name, mode="lines+markers",
+                                     line=dict(color=color, dash=dash), marker=dict(size=4)))
+    for key, name, color in (("train_kl", "train KL", "#2ca02c"), ("test_kl", "test KL", "#d62728")):
+        ys = [h.get(key) for h in history]
+        if any(v is not None for v in ys):
+            fig.add_trace(go.Scatter(x=epochs, y=ys, name=name, mode="lines", yaxis="y2",
+                                     line=dict(color=color, dash="dash")))
+    fig.update_layout(
+        height=380, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="epoch",
+        yaxis=dict(title="nats per example"), yaxis2=dict(title="KL (nats)", overlaying="y", side="right"),
+        legend=dict(orientation="h", y=-0.2), title="Training curves",
+    )
+    return fig
+
+
+def kl_per_dim_figure(kl: np.ndarray, active: np.ndarray | None = None, threshold: float = 0.01) -> go.Figure:
+    """Bars of mean KL per latent dimension (J,), active ones (KL > ``threshold`` unless
+    ``active`` (J,) bool is given) in blue, collapsed ones in grey."""
+    k = np.asarray(kl, dtype=np.float64)
+    act = np.asarray(active, bool) if active is not None else k > threshold
+    fig = go.Figure(
+        go.Bar(
+            x=[f"z{j}" for j in range(k.size)], y=k,
+            marker_color=np.where(act, "#1f77b4", "#bbbbbb").tolist(),
+            hovertemplate="%{x}: %{y:.3f} nats<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=300, margin=dict(l=10, r=10, t=40, b=10), yaxis_title="mean KL (nats)",
+        title=f"KL per latent dimension: {int(act.sum())} of {k.size} active",
+    )
+    return fig
+
+
+def mu_sigma_figure(mu: np.ndarray, logvar: np.ndarray) -> go.Figure:
+    """The encoder's q(z|x) per dimension: mu (J,) with +-1 sigma error bars, over the prior's
+    +-1 SD band, so a user sees which dimensions the encoding pins down (sigma << 1)."""
+    m = np.asarray(mu, dtype=np.float64)
+    s = np.exp(0.5 * np.asarray(logvar, dtype=np.float64))
+    names = [f"z{j}" for j in range(m.size)]
+    fig = go.Figure(
+        go.Scatter(
+            x=m, y=names, mode="markers", error_x=dict(type="data", array=s, visible=True),
+            marker=dict(size=8, color="#1f77b4"), name="q(z|x)",
+            hovertemplate="%{y}: mu %{x:.2f}, sigma %{customdata:.2f}<extra></extra>", customdata=s,
+        )
+    )
+    fig.add_vrect(x0=-1, x1=1, fillcolor="#999999", opacity=0.15, line_width=0)
+    fig.add_vline(x=0, line_color="#999999", line_width=1)
+    fig.update_layout(
+        height=max(200, 28 * m.size + 80), margin=dict(l=10, r=10, t=40, b=10),
+        title="mu +- sigma per dimension (grey: prior +-1 SD)", xaxis_title="latent value (prior SDs)",
+        yaxis=dict(autorange="reversed"), showlegend=False,
+    )
+    return fig
+
+
+def typicality_figure(abs_sd: np.ndarray) -> go.Figure:
+    """|z_j| per dimension in prior SDs (J,), bars coloured green/orange/red at 2 and 3 SD."""
+    a = np.asarray(abs_sd, dtype=np.float64)
+    colors = np.where(a > 3, "#d62728", np.where(a > 2, "#ff7f0e", "#2ca02c"))
+    fig = go.Figure(go.Bar(x=[f"z{j}" for j in range(a.size)], y=a, marker_color=colors.tolist()))
+    fig.add_hline(y=2, line_dash="dot", line_color="#ff7f0e")
+    fig.add_hline(y=3, line_dash="dot", line_color="#d62728")
+    fig.update_layout(height=200, margin=dict(l=10, r=10, t=30, b=10), yaxis_title="|z| (SD)",
+                      title="distance from the prior's centre per dimension")
+    return fig

@@ -1,0 +1,106 @@
+"""Points and paths in latent space, and how typical a point is under the prior N(0, I).
+
+``J`` is the latent size. Everything takes and returns float32 numpy arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def prior_samples(n: int, z_dim: int, seed: int = 0) -> np.ndarray:
+    """``n`` draws z ~ N(0, I): (n, J). Seeded, so a page shows the same samples on reruns."""
+    g = np.random.default_rng(seed)
+    return g.standard_normal((n, z_dim)).astype(np.float32)
+
+
+def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int, mode: str = "linear") -> np.ndarray:
+    """Points from ``z0`` to ``z1`` (both (J,)), endpoints included: (steps, J).
+
+    ``linear`` is the straight line. ``slerp`` follows the great circle and interpolates the
+    norm linearly; in high dimensions a straight line between two typical points passes near
+    the origin, where ||z|| is atypically small, and slerp avoids that."""
+    a = np.asarray(z0, dtype=np.float64)
+    b = np.asarray(z1, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"interpolate: endpoints must both be (J,), got {a.shape} and {b.shape}")
+    if steps < 2:
+        raise ValueError(f"interpolate: need at least 2 steps, got {steps}")
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    if mode == "linear":
+        return ((1 - t) * a + t * b).astype(np.float32)
+    if mode != "slerp":
+        raise ValueError(f"interpolate: mode must be 'linear' or 'slerp', got {mode!r}")
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na < 1e-8 or nb < 1e-8:
+        return ((1 - t) * a + t * b).astype(np.float32)  # no direction to follow from the origin
+    ua, ub = a / na, b / nb
+    omega = np.arccos(np.clip(ua @ ub, -1.0, 1.0))
+    if omega < 1e-6:
+        u = (1 - t) * ua + t * ub
+    else:
+        u = (np.sin((1 - t) * omega) * ua + np.sin(t * omega) * ub) / np.sin(omega)
+        u = u / np.linalg.norm(u, axis=1, keepdims=True)
+    return (u * ((1 - t) * na + t * nb)).astype(np.float32)
+
+
+def traversal(base: np.ndarray, dim: int, values: np.ndarray) -> np.ndarray:
+    """Copies of ``base`` (J,) with dimension ``dim`` set to each of ``values`` (n,): (n, J)."""
+    b = np.asarray(base, dtype=np.float32)
+    if not 0 <= dim < b.shape[0]:
+        raise ValueError(f"traversal: dim {dim} out of range for a {b.shape[0]}-D latent")
+    out = np.repeat(b[None], len(values), axis=0)
+    out[:, dim] = np.asarray(values, dtype=np.float32)
+    return out
+
+
+@dataclass(frozen=True)
+class Typicality:
+    """How a point z (J,) sits under the prior N(0, I).
+
+    ``sq_norm`` = ||z||^2, which is chi-square with J degrees of freedom under the prior;
+    ``percentile`` its CDF value in [0, 1] (0.5: a typical norm; near 1: farther out than
+    almost every prior draw; near 0: closer to the origin than almost every draw, which in
+    high dimensions is just as unusual). ``abs_sd`` is |z_j| per dimension, in prior SDs."""
+
+    sq_norm: float
+    percentile: float
+    abs_sd: np.ndarray
+    verdict: str
+
+
+def chi2_cdf(x: float | np.ndarray, dof: int) -> np.ndarray:
+    """CDF of the chi-square distribution: P(dof/2, x/2), the regularised lower incomplete
+    gamma function (torch has it, so the app needs no scipy.stats import)."""
+    x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+    return torch.special.gammainc(torch.full_like(x, dof / 2.0), x.clamp(min=0) / 2.0).numpy()
+
+
+def typicality(z: np.ndarray, unusual: float = 0.99, extreme: float = 0.9999) -> Typicality:
+    """Where ``z`` (J,) falls under the prior; ``verdict`` is one of "typical", "unusual"
+    (outside the central ``unusual`` mass of the norm) and "far outside the prior"
+    (beyond ``extreme``, or any coordinate beyond 4 SD)."""
+    z = np.asarray(z, dtype=np.float64).reshape(-1)
+    r2 = float(z @ z)
+    p = float(chi2_cdf(r2, z.shape[0]))
+    a = np.abs(z)
+    lo_u, hi_u = (1 - unusual) / 2, 1 - (1 - unusual) / 2
+    lo_e, hi_e = (1 - extreme) / 2, 1 - (1 - extreme) / 2
+    if p > hi_e or p < lo_e or a.max(initial=0) > 4.0:
+        verdict = "far outside the prior"
+    elif p > hi_u or p < lo_u:
+        verdict = "unusual"
+    else:
+        verdict = "typical"
+    return Typicality(sq_norm=r2, percentile=p, abs_sd=a.astype(np.float32), verdict=verdict)
+
+
+def active_dims(kl_per_dim: np.ndarray, threshold: float = 0.01) -> np.ndarray:
+    """Boolean (J,): latent dimensions whose mean KL to the prior exceeds ``threshold`` nats.
+
+    A dimension with KL ~ 0 has q(z_j|x) = prior for every x: the decoder ignores it
+    ("posterior collapse"), so moving its slider changes nothing."""
+    return np.asarray(kl_per_dim, dtype=np.float64) > threshold

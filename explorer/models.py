@@ -1,0 +1,160 @@
+"""Finding, loading and running the shipped checkpoints, one file's failure never hiding the rest.
+
+The app keeps one :class:`trainer.checkpoint.Checkpoint` per file (cached by the page); these
+functions are what it asks of a model: decode latent points into images, encode images.
+Shapes: ``J`` latent size, ``H x W`` image size, ``N`` items.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainer.checkpoint import Checkpoint, CheckpointError, list_checkpoints, load_checkpoint, read_metadata
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINT_DIR_ENV = "VAE_CHECKPOINT_DIR"
+
+
+def default_checkpoint_dir() -> Path:
+    """``$VAE_CHECKPOINT_DIR`` if set, else ``<repo>/checkpoints``."""
+    env = os.environ.get(CHECKPOINT_DIR_ENV)
+    return Path(env) if env else REPO_ROOT / "checkpoints"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One checkpoint file as the sidebar lists it. ``error`` is a one-line reason when the
+    file cannot be used (then ``title``, ``dataset``, ``z_dim`` may be empty)."""
+
+    path: Path
+    name: str
+    title: str
+    dataset: str
+    z_dim: int
+    mtime: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def discover(folder: str | os.PathLike) -> list[ModelEntry]:
+    """Every ``*.safetensors`` in ``folder``, read header-only (cheap), sorted by name.
+
+    A file whose header is unreadable becomes an entry with ``error`` set instead of raising,
+    so one corrupt file is reported while the others stay usable."""
+    out = []
+    for p in list_checkpoints(folder):
+        try:
+            mtime = p.stat().st_mtime
+        except OSError as e:  # vanished between listing and stat
+            out.append(ModelEntry(p, p.stem, p.stem, "", 0, 0.0, f"{p.name}: {e}"))
+            continue
+        try:
+            config, meta = read_metadata(p)
+        except CheckpointError as e:
+            out.append(ModelEntry(p, p.stem, p.stem, "", 0, mtime, str(e)))
+            continue
+        name = str(meta.get("name") or p.stem)
+        out.append(
+            ModelEntry(
+                path=p,
+                name=name,
+                title=str(meta.get("title") or name),
+                dataset=str(meta.get("dataset") or ""),
+                z_dim=config.z_dim,
+                mtime=mtime,
+            )
+        )
+    return out
+
+
+TEST_ARRAYS = ("test_mu", "test_logvar", "test_labels", "test_embedding", "test_index")
+
+
+def check_arrays(ck: Checkpoint) -> dict[str, str]:
+    """Stored test-set arrays that cannot be used: array name -> one-line reason (empty dict
+    when all are fine). Without a usable ``test_mu`` none of them is usable.
+
+    The views that need a missing or malformed array say so; the rest of the app works."""
+    a, J = ck.arrays, ck.config.z_dim
+    mu = a.get("test_mu")
+    if mu is None or mu.ndim != 2 or mu.shape[1] != J:
+        got = "missing" if mu is None else f"shape {tuple(mu.shape)}"
+        msg = f"{ck.path.name}: test_mu is {got}, expected (N, {J}); the map, neighbours and dataset points are unavailable"
+        return {k: msg for k in TEST_ARRAYS}
+    n = mu.shape[0]
+    expect = {"test_logvar": (n, J), "test_labels": (n,), "test_embedding": (n, 2), "test_index": (n,)}
+    problems = {}
+    for key, shape in expect.items():
+        v = a.get(key)
+        if v is None:
+            problems[key] = f"{ck.path.name}: no {key} array"
+        elif tuple(v.shape) != shape:
+            problems[key] = f"{ck.path.name}: {key} has shape {tuple(v.shape)}, expected {shape}"
+    return problems
+
+
+def load(path: str | os.PathLike) -> tuple[Checkpoint | None, str | None]:
+    """Load one checkpoint: ``(checkpoint, None)`` or ``(None, one-line error)``; never raises
+    for a bad file (the page shows the message in the sidebar)."""
+    try:
+        return load_checkpoint(path), None
+    except CheckpointError as e:
+        return None, str(e)
+    except Exception as e:  # noqa: BLE001 - anything else a damaged file can trigger
+        return None, f"{Path(path).name}: could not load: {type(e).__name__}: {e}"
+
+
+@torch.no_grad()
+def decode(ck: Checkpoint, z: np.ndarray, batch: int = 4096) -> np.ndarray:
+    """Decoded mean images E[x|z] for latent points ``z`` (..., J): float32 (..., H, W) in [0, 1]."""
+    z = np.asarray(z, dtype=np.float32)
+    J = ck.config.z_dim
+    if z.shape[-1] != J:
+        raise ValueError(f"decode: {ck.name} has a {J}-D latent, got points of shape {z.shape}")
+    lead = z.shape[:-1]
+    flat = torch.from_numpy(np.ascontiguousarray(z.reshape(-1, J)))
+    parts = [ck.model.decode(flat[i : i + batch]) for i in range(0, max(1, flat.shape[0]), batch)]
+    x = torch.cat(parts, 0) if parts else torch.zeros(0, ck.config.x_dim)
+    return x.numpy().reshape(*lead, *ck.image_shape).astype(np.float32)
+
+
+@torch.no_grad()
+def encode(ck: Checkpoint, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """q(z|x) for float images (N, H, W) or (H, W) in [0, 1]: ``mu, logvar`` each (N, J) or (J,)."""
+    x = np.asarray(images, dtype=np.float32)
+    single = x.ndim == 2
+    x = x[None] if single else x
+    if tuple(x.shape[1:]) != ck.image_shape:
+        raise ValueError(f"encode: {ck.name} takes {ck.image_shape} images, got {tuple(x.shape[1:])}")
+    mu, logvar = ck.model.encode(torch.from_numpy(np.ascontiguousarray(x.reshape(x.shape[0], -1))))
+    mu, logvar = mu.numpy(), logvar.numpy()
+    return (mu[0], logvar[0]) if single else (mu, logvar)
+
+
+def architecture(ck: Checkpoint) -> str:
+    """One line, e.g. ``784-400-20 encoder, 20-400-784 decoder, relu, bernoulli decoder``."""
+    c = ck.config
+    enc = "-".join(str(s) for s in (c.x_dim, *c.hidden, c.z_dim))
+    dec = "-".join(str(s) for s in (c.z_dim, *reversed(c.hidden), c.x_dim))
+    return f"{enc} encoder, {dec} decoder, {c.activation}, {c.likelihood} likelihood"
+
+
+def kl_per_dim(ck: Checkpoint) -> np.ndarray | None:
+    """Mean KL(q(z_j|x) || N(0,1)) per latent dimension on the test set (J,), from the meta if
+    the trainer stored it, else computed from the stored test means and log-variances."""
+    stored = ck.meta.get("kl_per_dim")
+    if stored is not None and len(stored) == ck.config.z_dim:
+        return np.asarray(stored, dtype=np.float32)
+    mu, lv = ck.arrays.get("test_mu"), ck.arrays.get("test_logvar")
+    if mu is None or lv is None or mu.shape != lv.shape or mu.shape[-1] != ck.config.z_dim:
+        return None
+    kl = -0.5 * (1.0 + lv - mu.pow(2) - lv.exp())
+    return kl.mean(0).numpy().astype(np.float32)

@@ -1,0 +1,67 @@
+"""VAE Latent Explorer: ``streamlit run streamlit_app.py``.
+
+Only layout lives here and in ``views/``; everything computed is in ``explorer/``.
+Checkpoints come from ``$VAE_CHECKPOINT_DIR`` (default ``checkpoints/``); original dataset
+images, when shown, from ``$VAE_DATA_DIR`` (optional).
+
+Adding a tab: write ``views/<name>.py`` with ``render(ctx: ViewContext)`` and append
+``("Label", module.render)`` to :data:`TABS`. Only the open tab runs. The shared current
+latent point is ``st.session_state["z"][model_name]`` (see ``views/state.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from explorer import models
+from views import interpolate, manifold, map_view, model_card, sliders, upload
+from views.context import ViewContext, load_model
+
+TABS: list[tuple[str, Callable[[ViewContext], None]]] = [
+    ("Manifold grid", manifold.render),
+    ("Sliders", sliders.render),
+    ("Map", map_view.render),
+    ("Encode an upload", upload.render),
+    ("Interpolate", interpolate.render),
+    ("Model card", model_card.render),
+]
+
+
+def main() -> None:
+    st.set_page_config(page_title="VAE Latent Explorer", layout="wide")
+    folder = models.default_checkpoint_dir()
+    entries = models.discover(folder)
+    usable, loaded = [], {}
+    for e in entries:
+        ck, err = (None, e.error) if e.error else load_model(str(e.path), e.mtime)
+        if ck is None:
+            st.sidebar.error(f"Cannot use {e.path.name}: {err}")
+        else:
+            usable.append(e)
+            loaded[e.name] = ck
+    st.sidebar.title("VAE Latent Explorer")
+    if not usable:
+        st.error(f"No usable checkpoints in {folder}. Train one with `python -m trainer` "
+                 "or set VAE_CHECKPOINT_DIR to a folder of .safetensors checkpoints.")
+        return
+    # MNIST first, then by latent size: the default (first) model is the 2-D MNIST one if shipped.
+    usable.sort(key=lambda e: (e.dataset != "mnist", e.dataset, e.z_dim, e.name))
+    by_name = {e.name: e for e in usable}
+    name = st.sidebar.selectbox("Model", list(by_name), key="model", bind="query-params",
+                                format_func=lambda n: f"{by_name[n].title} ({n})")
+    entry = by_name[name]
+    ck = loaded[name]
+    ctx = ViewContext(entry=entry, ck=ck, problems=models.check_arrays(ck))
+    st.sidebar.caption(f"{models.architecture(ck)}")
+    for msg in dict.fromkeys(ctx.problems.values()):
+        st.sidebar.warning(msg)
+    tabs = st.tabs([label for label, _ in TABS], key="view", bind="query-params")
+    for tab, (label, render) in zip(tabs, TABS):
+        if tab.open:
+            with tab:
+                render(ctx)
+
+
+main()

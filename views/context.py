@@ -1,0 +1,110 @@
+"""What every view gets: the chosen model and cached computations on it.
+
+Caching: models are ``st.cache_resource`` (one shared object per file and mtime); derived
+arrays (decoded grids, encodings of an upload) are ``st.cache_data`` keyed on the checkpoint's
+path and mtime plus the parameters, so a replaced checkpoint file is never served stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import streamlit as st
+
+from explorer import models, originals, preprocess
+from explorer.models import ModelEntry
+from trainer.checkpoint import Checkpoint
+from views import state
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def load_model(path: str, mtime: float) -> tuple[Checkpoint | None, str | None]:
+    """One loaded checkpoint (or its error) per file version; ``mtime`` is part of the key."""
+    return models.load(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def decoded(path: str, mtime: float, z: np.ndarray) -> np.ndarray:
+    """Decoded mean images for latent points ``z`` (..., J): (..., H, W) in [0, 1]."""
+    ck, err = load_model(path, mtime)
+    if ck is None:
+        raise RuntimeError(err)
+    return models.decode(ck, z)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def prepared_upload(path: str, mtime: float, data: bytes, name: str) -> tuple[preprocess.Prepared, np.ndarray, np.ndarray]:
+    """An upload preprocessed for this model and encoded: (Prepared, mu (J,), logvar (J,)).
+    Raises :class:`explorer.preprocess.UploadError` for a bad file (not cached)."""
+    ck, err = load_model(path, mtime)
+    if ck is None:
+        raise RuntimeError(err)
+    style = preprocess.style_for_dataset(ck.meta.get("dataset", ""))
+    prep = preprocess.prepare(data, style, ck.image_shape, name=name)
+    mu, logvar = models.encode(ck, prep.x)
+    return prep, mu, logvar
+
+
+@st.cache_resource(show_spinner="Loading the dataset's test images...", max_entries=4)
+def test_images(dataset: str) -> tuple[np.ndarray | None, str | None]:
+    """The dataset's test images (M, H, W) in [0, 1] if the data folder is here, else a reason."""
+    return originals.load_test_images(dataset)
+
+
+@dataclass
+class ViewContext:
+    """The model a view works on. ``problems``: stored array name -> one-line message for
+    arrays that are missing or malformed (views that need them say so and skip that part)."""
+
+    entry: ModelEntry
+    ck: Checkpoint
+    problems: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def z_dim(self) -> int:
+        return self.ck.config.z_dim
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return self.ck.image_shape
+
+    @property
+    def dataset(self) -> str:
+        return str(self.ck.meta.get("dataset", ""))
+
+    def array(self, key: str) -> np.ndarray | None:
+        """A stored test-set array as numpy, or None if absent or reported in ``problems``."""
+        if key in self.problems:
+            return None
+        v = self.ck.arrays.get(key)
+        return None if v is None else v.numpy()
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Cached decoding of ``z`` (..., J) -> (..., H, W)."""
+        return decoded(str(self.entry.path), self.entry.mtime, np.asarray(z, dtype=np.float32))
+
+    def decode_now(self, z: np.ndarray) -> np.ndarray:
+        """Uncached decoding, for the slider (every position is new; hashing would cost more)."""
+        return models.decode(self.ck, z)
+
+    def current_z(self) -> np.ndarray:
+        return state.get_z(self.name, self.z_dim)
+
+    def upload_encoding(self) -> tuple[preprocess.Prepared, np.ndarray, np.ndarray] | str | None:
+        """The current upload encoded by this model: (Prepared, mu, logvar), an error message
+        (str) for a bad file, or None when nothing was uploaded."""
+        up = state.get_upload()
+        if not up:
+            return None
+        try:
+            return prepared_upload(str(self.entry.path), self.entry.mtime, up["data"], up["name"])
+        except preprocess.UploadError as e:
+            return str(e)
+
+    def test_images(self) -> tuple[np.ndarray | None, str | None]:
+        return test_images(self.dataset)

@@ -1,0 +1,64 @@
+"""Map: the encoded test set on its stored 2-D embedding; select points to see them decoded."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from explorer import figures, images, neighbors
+from explorer.originals import originals_for_rows
+from views import state
+from views.context import ViewContext
+from views.display import show
+
+MAX_SHOWN = 48
+
+
+def render(ctx: ViewContext) -> None:
+    name = ctx.name
+    emb, labels, mu = ctx.array("test_embedding"), ctx.array("test_labels"), ctx.array("test_mu")
+    if emb is None or labels is None or mu is None:
+        for key in ("test_mu", "test_embedding", "test_labels"):
+            if key in ctx.problems:
+                st.error(ctx.problems[key])
+        st.info("This checkpoint has no usable map of its test set.")
+        return
+    markers = {"current slider point": (*neighbors.place_on_map(ctx.current_z(), mu, emb), "current")}
+    enc = ctx.upload_encoding()
+    if enc is not None and not isinstance(enc, str):
+        markers["upload"] = (*neighbors.place_on_map(enc[1], mu, emb), "upload")
+    categorical = ctx.dataset == "mnist" or bool(ctx.ck.meta.get("label_names"))
+    how = "the latent plane itself" if ctx.z_dim == 2 else "a 2-D UMAP of the encoded means"
+    st.caption(
+        f"{len(mu)} test images at their encoded means, drawn on {how}; colour: "
+        f"{'label' if categorical else 'frame index'}. Click, or pick box/lasso in the toolbar to select."
+    )
+    fig = figures.map_figure(emb, labels, categorical=categorical, label_names=ctx.ck.meta.get("label_names"),
+                             markers=markers)
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key=f"map.{name}")
+    rows = figures.selected_rows(event)
+    if not rows:
+        st.info("No points selected yet.")
+        return
+    shown = np.asarray(rows[:MAX_SHOWN])
+    st.markdown(f"**{len(rows)} selected**" + (f" (showing the first {MAX_SHOWN})" if len(rows) > MAX_SHOWN else ""))
+    st.button("Send the first selected point to the sliders", key=f"map.{name}.send",
+              on_click=state.set_z, args=(name, mu[shown[0]]))
+    ncols = min(12, len(shown))
+    recon = images.tile(ctx.decode(mu[shown]), ncols=ncols)
+    show(recon, target=640, max_factor=4, caption="reconstructions: decoded means of the selected points' q(z|x)")
+    index = ctx.array("test_index")
+    if index is None:
+        st.caption("No test_index array: original images cannot be matched.")
+        return
+    with st.spinner("Loading original images..."):
+        x, why = ctx.test_images()
+    if x is None:
+        st.caption(why)
+        return
+    orig = originals_for_rows(x, index, shown)
+    if orig is None or orig.shape[1:] != tuple(ctx.image_shape):
+        st.caption("The local dataset does not match this checkpoint's test indices.")
+        return
+    pic = images.tile(orig, ncols=ncols)
+    show(pic, target=640, max_factor=4, caption="originals (from the local dataset)")

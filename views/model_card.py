@@ -1,0 +1,52 @@
+"""Model card: what the model is, how well it does, how it trained, which dimensions it uses."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer import figures, images, latent, models
+from trainer.model import count_parameters
+from views.context import ViewContext
+from views.display import show
+
+
+def _fmt(v) -> str:
+    return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
+def render(ctx: ViewContext) -> None:
+    meta, ck = ctx.ck.meta, ctx.ck
+    st.subheader(meta.get("title") or ctx.name)
+    m = meta.get("metrics", {}) or {}
+    c = st.columns(4)
+    c[0].metric("Dataset", {"mnist": "MNIST", "frey": "Frey Face"}.get(ctx.dataset, ctx.dataset or "?"))
+    c[1].metric("Latent size", ctx.z_dim)
+    c[2].metric("Test ELBO (nats)", _fmt(m["test_elbo"]) if "test_elbo" in m else "n/a")
+    k = m.get("iwae_k")
+    c[3].metric(f"log p(x) estimate{f' (k={k})' if k else ''}",
+                _fmt(m["test_iwae_ll"]) if "test_iwae_ll" in m else "n/a")
+    st.markdown(
+        f"- **Architecture:** {models.architecture(ck)} ({count_parameters(ck.model):,} parameters)\n"
+        f"- **Image size:** {ctx.image_shape[0]}x{ctx.image_shape[1]}; **file:** `{ck.path.name}`\n"
+        + (f"- **Test examples:** {m['n_test']}\n" if "n_test" in m else "")
+        + (f"- **Training time:** {meta['wall_time_s'] / 60:.1f} min\n" if meta.get("wall_time_s") else "")
+    )
+    other = {k2: v for k2, v in m.items() if k2 not in ("test_elbo", "test_iwae_ll", "iwae_k", "n_test")}
+    if other:
+        st.caption("Other metrics: " + ", ".join(f"{k2} = {_fmt(v)}" for k2, v in other.items()))
+    hist = meta.get("history") or []
+    if hist:
+        st.plotly_chart(figures.training_curves_figure(hist), key=f"card.{ctx.name}.curves")
+    else:
+        st.caption("No training history stored.")
+    kl = models.kl_per_dim(ck)
+    if kl is not None:
+        act = latent.active_dims(kl)
+        st.plotly_chart(figures.kl_per_dim_figure(kl, act), key=f"card.{ctx.name}.kl")
+        st.caption("A dimension with KL near 0 is ignored by the decoder (posterior collapse): its slider does nothing.")
+    seed = st.number_input("Prior samples: seed", 0, 1_000_000, 0, key=f"card.{ctx.name}.seed")
+    z = latent.prior_samples(64, ctx.z_dim, int(seed))
+    pic = images.tile(ctx.decode(z), ncols=8)
+    show(pic, target=480, max_factor=4, caption="64 decoded draws z ~ N(0, I)")
+    with st.expander("Training configuration and data provenance"):
+        st.json({"train_config": meta.get("train_config"), "provenance": meta.get("provenance")}, expanded=False)

@@ -1,0 +1,87 @@
+"""Encode an upload: preprocessing steps, q(z|x), reconstruction, neighbours, place on the map."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+
+from explorer import figures, images, latent, neighbors, preprocess
+from explorer.originals import originals_for_rows
+from views import state
+from views.context import ViewContext
+from views.display import show
+
+
+def _clear() -> None:
+    st.session_state.pop(state.UPLOAD_KEY, None)
+
+
+def render(ctx: ViewContext) -> None:
+    name = ctx.name
+    style = preprocess.style_for_dataset(ctx.dataset)
+    H, W = ctx.image_shape
+    how = ("MNIST-style: ink made light on dark, cropped, scaled to 20 px and centred by mass"
+           if style == "mnist" else f"cropped to the model's aspect ratio and resized to {W}x{H}")
+    f = st.file_uploader(f"An image (PNG, JPEG, GIF, BMP or WebP); it is {how}.",
+                         type=preprocess.UPLOAD_TYPES, key="upload_file")
+    if f is not None:
+        data = f.getvalue()
+        digest = hashlib.sha1(data).hexdigest()
+        if (state.get_upload() or {}).get("sha1") != digest:
+            st.session_state[state.UPLOAD_KEY] = {"name": f.name, "data": data, "sha1": digest}
+    up = state.get_upload()
+    if up is None:
+        st.info("Upload an image to see how the model encodes it.")
+        return
+    if f is None:
+        st.caption(f"Showing the earlier upload {up['name']}.")
+        st.button("Clear upload", key="upload.clear", on_click=_clear)
+    enc = ctx.upload_encoding()
+    if isinstance(enc, str):
+        st.error(enc)
+        return
+    prep, mu, logvar = enc
+    for note in prep.notes:
+        st.info(f"{up['name']}: {note}")
+    st.markdown(f"**Preprocessing** ({prep.format}, {prep.size[0]}x{prep.size[1]} px)")
+    cols = st.columns(len(prep.steps))
+    for c, s in zip(cols, prep.steps):
+        img = s.image
+        factor = max(1, min(8, 160 // max(img.shape)))
+        c.image(images.display(img, factor), caption=f"{s.title}: {s.note}" if s.note else s.title, width="stretch",
+                output_format="PNG")
+    left, right = st.columns([1, 1])
+    with left:
+        st.plotly_chart(figures.mu_sigma_figure(mu, logvar), key=f"upload.{name}.musigma")
+    with right:
+        rec = ctx.decode(mu)
+        pair = images.tile(np.stack([prep.x, rec]), ncols=2, pad=2)
+        show(pair, target=320, max_factor=8, caption="model input | reconstruction (decoded mu)")
+        t = latent.typicality(mu)
+        st.markdown(f"**Encoding under the prior:** {t.verdict} (||mu||² at the {100 * t.percentile:.1f}th percentile of χ²({ctx.z_dim}))")
+        st.button("Send to sliders", key=f"upload.{name}.send", on_click=state.set_z, args=(name, mu), type="primary")
+    test_mu = ctx.array("test_mu")
+    if test_mu is None:
+        st.caption(ctx.problems.get("test_mu", "No encoded test set: no neighbours or map."))
+        return
+    idx, dist = neighbors.nearest(mu, test_mu, k=8)
+    st.markdown("**Nearest encoded test images** (Euclidean distance between means)")
+    near = images.tile(ctx.decode(test_mu[idx]), ncols=len(idx))
+    show(near, target=640, max_factor=4, caption="reconstructions, nearest first: " + ", ".join(f"{d:.2f}" for d in dist))
+    index = ctx.array("test_index")
+    if index is not None:
+        x, _ = ctx.test_images()
+        orig = originals_for_rows(x, index, idx) if x is not None else None
+        if orig is not None and orig.shape[1:] == tuple(ctx.image_shape):
+            pic = images.tile(orig, ncols=len(idx))
+            show(pic, target=640, max_factor=4, caption="their originals")
+    emb, labels = ctx.array("test_embedding"), ctx.array("test_labels")
+    if emb is not None and labels is not None:
+        pos = neighbors.place_on_map(mu, test_mu, emb)
+        fig = figures.map_figure(emb, labels, categorical=ctx.dataset == "mnist",
+                                 markers={"upload": (float(pos[0]), float(pos[1]), "upload")}, max_points=3000)
+        fig.update_layout(height=420, dragmode="pan")
+        st.markdown("**The upload on the map** (placed at its nearest neighbours' weighted mean position)")
+        st.plotly_chart(fig, key=f"upload.{name}.map")
