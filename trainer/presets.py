@@ -20,8 +20,8 @@ PRESETS: dict[str, dict] = {
     "mnist-z5": dict(_MNIST, z_dim=5, epochs=60, title="MNIST, 5-D latent"),
     "mnist-z10": dict(_MNIST, z_dim=10, epochs=60, title="MNIST, 10-D latent"),
     "mnist-z20": dict(_MNIST, z_dim=20, epochs=200, title="MNIST, 20-D latent"),
-    "frey-z2": dict(_FREY, z_dim=2, epochs=1500, title="Frey Face, 2-D latent"),
-    "frey-z10": dict(_FREY, z_dim=10, epochs=1500, title="Frey Face, 10-D latent"),
+    "frey-z2": dict(_FREY, z_dim=2, epochs=1000, title="Frey Face, 2-D latent"),
+    "frey-z10": dict(_FREY, z_dim=10, epochs=1000, title="Frey Face, 10-D latent"),
 }
 
 

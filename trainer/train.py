@@ -235,6 +235,8 @@ def train(cfg: TrainConfig, resume: bool = False,
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    # Denormal floats (tiny gradients late in training) are very slow on x86; flush them to zero.
+    torch.set_flush_denormal(True)
     out = Path(cfg.out)
     t_start = time.perf_counter()
 
