@@ -1,4 +1,4 @@
-"""Speed of explorer.attributes, and agreement with a Morpho-MNIST-style reference pipeline.
+"""Speed of trainer.attributes, and agreement with a Morpho-MNIST-style reference pipeline.
 
 Usage (from the project root):
 
@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 from skimage import morphology, transform
 
-from explorer.attributes import MEASURES, measure_batch
+from trainer.attributes import MEASURES, measure_batch
 from trainer.data import default_data_dir
 
 

@@ -1,4 +1,4 @@
-"""Tests for explorer.attributes: Morpho-MNIST morphometrics on drawn shapes of known size."""
+"""Tests for trainer.attributes: Morpho-MNIST morphometrics on drawn shapes of known size."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer.attributes import (
+from trainer.attributes import (
     ATTRIBUTES,
     DESCRIPTIONS,
     LABELS,

@@ -45,7 +45,7 @@ An image with no ink (max - min intensity below ``min_contrast``) gets NaN for e
 
 API::
 
-    from explorer.attributes import measure_image, measure_batch, ATTRIBUTES, UNITS
+    from trainer.attributes import measure_image, measure_batch, ATTRIBUTES, UNITS
     measure_image(img)       # img (H, W) float in [0, 1] or uint8 -> {"area": ..., ...}
     measure_batch(images)    # images (N, H, W) -> {"area": (N,) float64, ...}
 """
