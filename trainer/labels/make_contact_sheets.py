@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from trainer.data import load_frey
 from trainer.labels import load_frey_labels
 
 N_FRAMES = 1965
@@ -44,24 +45,18 @@ FONT_CANDIDATES = (
 )
 
 
-def load_frey_frames(data_dir: str | Path) -> np.ndarray:
-    """Read Frey Face from ``<data_dir>/frey/frey_rawface.mat``.
+def load_frey_frames(data_dir: str | Path | None = None) -> np.ndarray:
+    """All Frey Face frames in video order, via :func:`trainer.data.load_frey`.
 
     Returns:
         (1965, 28, 20) uint8 array, frame i of the video at index i.
     """
-    from scipy.io import loadmat
-
-    path = Path(data_dir) / "frey" / "frey_rawface.mat"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: Frey Face file not found (expected <data-dir>/frey/frey_rawface.mat)")
-    mat = loadmat(path)
-    if "ff" not in mat:
-        raise ValueError(f"{path}: expected a MATLAB variable 'ff', found {sorted(k for k in mat if not k.startswith('__'))}")
-    ff = np.asarray(mat["ff"])
-    if ff.shape != (FRAME_SHAPE[0] * FRAME_SHAPE[1], N_FRAMES):
-        raise ValueError(f"{path}: expected 'ff' of shape (560, 1965), got {ff.shape}")
-    return ff.T.reshape(-1, *FRAME_SHAPE).astype(np.uint8)
+    ds = load_frey(data_dir)
+    frames = np.empty((N_FRAMES, *FRAME_SHAPE), dtype=np.uint8)
+    # load_frey splits the video into train/test; its labels are the frame indices.
+    frames[ds.train_y.numpy()] = ds.train_x.numpy()
+    frames[ds.test_y.numpy()] = ds.test_x.numpy()
+    return frames
 
 
 def selected_frames(step: int = 5, n_frames: int = N_FRAMES) -> np.ndarray:
@@ -143,7 +138,7 @@ def write_sheets(
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default="../shared/data", help="folder holding frey/frey_rawface.mat")
+    p.add_argument("--data-dir", default=None, help="folder holding frey/frey_rawface.mat (default: trainer.data.default_data_dir())")
     p.add_argument("--out", default="/tmp/frey_sheets", help="output folder for PNG sheets (outside the repo)")
     p.add_argument("--step", type=int, default=5, help="label every step-th frame (default 5: 393 frames)")
     p.add_argument("--cols", type=int, default=8, help="labelling sheets: frames per row")
