@@ -63,8 +63,7 @@ class Typicality:
 
     ``sq_norm`` = ||z||^2, which is chi-square with J degrees of freedom under the prior;
     ``percentile`` its CDF value in [0, 1] (0.5: a typical norm; near 1: farther out than
-    almost every prior draw; near 0: closer to the origin than almost every draw, which in
-    high dimensions is just as unusual). ``abs_sd`` is |z_j| per dimension, in prior SDs."""
+    almost every prior draw). ``abs_sd`` is |z_j| per dimension, in prior SDs."""
 
     sq_norm: float
     percentile: float
@@ -80,18 +79,20 @@ def chi2_cdf(x: float | np.ndarray, dof: int) -> np.ndarray:
 
 
 def typicality(z: np.ndarray, unusual: float = 0.99, extreme: float = 0.9999) -> Typicality:
-    """Where ``z`` (J,) falls under the prior; ``verdict`` is one of "typical", "unusual"
-    (outside the central ``unusual`` mass of the norm) and "far outside the prior"
-    (beyond ``extreme``, or any coordinate beyond 4 SD)."""
+    """Where ``z`` (J,) falls under the prior; ``verdict`` is "typical", "unusual" (||z||^2
+    beyond the ``unusual`` quantile of chi-square(J)) or "far outside the prior" (beyond the
+    ``extreme`` quantile, or any coordinate beyond 4 SD).
+
+    Only the outer tail counts: a point nearer the origin than most prior draws (low
+    percentile, common in high J) is still where the prior density is highest and decodes
+    sensibly, while far-out points are where the decoder has never been trained."""
     z = np.asarray(z, dtype=np.float64).reshape(-1)
     r2 = float(z @ z)
     p = float(chi2_cdf(r2, z.shape[0]))
     a = np.abs(z)
-    lo_u, hi_u = (1 - unusual) / 2, 1 - (1 - unusual) / 2
-    lo_e, hi_e = (1 - extreme) / 2, 1 - (1 - extreme) / 2
-    if p > hi_e or p < lo_e or a.max(initial=0) > 4.0:
+    if p > extreme or a.max(initial=0) > 4.0:
         verdict = "far outside the prior"
-    elif p > hi_u or p < lo_u:
+    elif p > unusual:
         verdict = "unusual"
     else:
         verdict = "typical"

@@ -1,0 +1,49 @@
+"""Tiling, upscaling and encoding images."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from explorer import images
+
+
+def test_tile_grid_and_padding():
+    a = np.zeros((2, 3, 4, 5), np.float32)
+    a[1, 2] = 1.0
+    t = images.tile(a, pad=1, pad_value=0.5)
+    assert t.shape == (2 * 4 + 1, 3 * 5 + 2)
+    assert t[4, 0] == 0.5 and t[0, 5] == 0.5  # separators
+    assert np.all(t[5:, 12:] == 1.0) and t[:4, :5].max() == 0
+
+
+def test_tile_list_fills_last_row():
+    t = images.tile(np.ones((5, 2, 2)), ncols=3, pad=0, pad_value=0.25)
+    assert t.shape == (4, 6) and t[2:, 4:].max() == 0.25 and t[2:, :4].min() == 1.0
+    with pytest.raises(ValueError):
+        images.tile(np.zeros((2, 2)))
+
+
+def test_upscale_and_display():
+    img = np.array([[0.0, 1.0], [0.5, 2.0]])
+    d = images.display(img, 3)
+    assert d.shape == (6, 6) and d.dtype == np.uint8
+    assert d[0, 0] == 0 and d[0, 5] == 255 and d[5, 0] == 128 and d[5, 5] == 255  # clipped
+    assert images.auto_factor((28, 28), 280) == 8 and images.auto_factor((500, 500), 280) == 1
+
+
+def test_png_roundtrip():
+    img = np.random.default_rng(0).random((7, 9)).astype(np.float32)
+    back = np.asarray(Image.open(io.BytesIO(images.png_bytes(img, factor=2))))
+    assert back.shape == (14, 18) and np.array_equal(back[::2, ::2], images.to_uint8(img))
+
+
+def test_gif_frames_and_loop():
+    frames = np.linspace(0, 1, 4)[:, None, None] * np.ones((4, 3, 3))
+    im = Image.open(io.BytesIO(images.gif_bytes(frames, factor=1, boomerang=True)))
+    assert im.n_frames == 6 and im.info.get("loop") == 0  # 4 forward, 2 back
+    im2 = Image.open(io.BytesIO(images.gif_bytes(frames, factor=2, boomerang=False)))
+    assert im2.n_frames == 4 and im2.size == (6, 6)
+    with pytest.raises(ValueError):
+        images.gif_bytes(np.zeros((0, 3, 3)))
