@@ -146,3 +146,35 @@ def test_resume_without_state_is_a_clear_error(tiny_mnist, tmp_path):
     train(cfg)
     with pytest.raises(CheckpointError, match="no training state"):
         train(cfg, resume=True)
+
+
+def test_ctrl_c_saves_resumable_checkpoint_and_resume_finishes(tiny_mnist, tmp_path):
+    """A real SIGINT to the CLI: exit 0, a resumable checkpoint, then --resume completes the run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "sig.safetensors"
+    args = [sys.executable, "-m", "trainer", "train", "--data-dir", str(tiny_mnist), "--out", str(out),
+            "--hidden", "16", "--z-dim", "2", "--epochs", "120", "--batch-size", "32", "--iwae-k", "0",
+            "--no-umap", "--no-bf16", "--no-progress", "--threads", "1"]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not out.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert out.exists(), proc.stderr.read() if proc.poll() is not None else "no checkpoint within 60 s"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "resumable" in err
+    ck = load_checkpoint(out, with_state=True)
+    assert ck.state is not None and 0 < len(ck.meta["history"]) < 120
+    done = subprocess.run(args + ["--resume"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    final = load_checkpoint(out)
+    assert final.state is None and len(final.meta["history"]) == 120
