@@ -5,6 +5,7 @@
     python -m trainer evaluate checkpoints/mnist-z20.safetensors --k 1000
     python -m trainer info checkpoints/mnist-z20.safetensors
     python -m trainer rebuild --data-dir ../shared/data                    # all shipped checkpoints
+    python -m trainer directions checkpoints/*.safetensors --data-dir ../shared/data
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     p_rebuild.add_argument("--out-dir", default="checkpoints")
     p_rebuild.add_argument("--only", nargs="+", default=None, help="preset names (default: all)")
 
+    p_dirs = sub.add_parser("directions", help="compute the built-in latent directions and store them in checkpoints")
+    p_dirs.add_argument("checkpoints", nargs="+")
+    p_dirs.add_argument("--data-dir", default=None)
+
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 meta.pop("history", None)
             print(json.dumps({"model_config": config.to_dict(), **meta}, indent=2))
         elif args.command == "rebuild":
+            from trainer.directions import build_directions
             from trainer.presets import PRESETS, preset_config
             from trainer.train import train
 
@@ -90,7 +96,15 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 t0 = time.perf_counter()
                 path = train(preset_config(name, data_dir=args.data_dir, out_dir=args.out_dir))
+                build_directions(path, args.data_dir)
                 print(f"{path}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        elif args.command == "directions":
+            from trainer.directions import build_directions, summary_lines
+
+            for path in args.checkpoints:
+                t0 = time.perf_counter()
+                meta = build_directions(path, args.data_dir)
+                print(f"{path}: {time.perf_counter() - t0:.1f} s", *summary_lines(meta), sep="\n")
     except (CheckpointError, TrainingDiverged, ValueError, KeyError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
