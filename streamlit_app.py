@@ -49,12 +49,13 @@ def main() -> None:
     # MNIST first, then by latent size: the default (first) model is the 2-D MNIST one if shipped.
     usable.sort(key=lambda e: (e.dataset != "mnist", e.dataset, e.z_dim, e.name))
     by_name = {e.name: e for e in usable}
-    name = st.sidebar.selectbox("Model", list(by_name), key="model", bind="query-params",
-                                format_func=lambda n: f"{by_name[n].title} ({n})")
+    # Plain names as options: a bound selectbox writes the displayed label into the URL,
+    # so a format_func would make links like ?model=MNIST%2C+20-D+latent.
+    name = st.sidebar.selectbox("Model", list(by_name), key="model", bind="query-params")
     entry = by_name[name]
     ck = loaded[name]
     ctx = ViewContext(entry=entry, ck=ck, problems=models.check_arrays(ck))
-    st.sidebar.caption(f"{models.architecture(ck)}")
+    st.sidebar.caption(f"**{entry.title}**  \n{models.architecture(ck)}")
     for msg in dict.fromkeys(ctx.problems.values()):
         st.sidebar.warning(msg)
     tabs = st.tabs([label for label, _ in TABS], key="view", bind="query-params")

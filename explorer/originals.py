@@ -8,6 +8,7 @@ Anything missing gives ``(None, reason)``, never an exception, so the app works 
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -23,7 +24,10 @@ def load_test_images(dataset: str, data_dir: str | os.PathLike | None = None) ->
         return None, f"dataset loader unavailable: {e}"
     root = data_dir if data_dir is not None else default_data_dir()
     try:
-        ds = load_dataset(dataset, root)
+        with warnings.catch_warnings():
+            # An unofficial-but-valid checksum is the trainer's concern; for showing images it is fine.
+            warnings.simplefilter("ignore")
+            ds = load_dataset(dataset, root)
     except (DataError, OSError, ValueError) as e:
         return None, f"original {dataset} images not available: {str(e).splitlines()[0]}"
     x = ds.test_x.numpy() if hasattr(ds.test_x, "numpy") else np.asarray(ds.test_x)

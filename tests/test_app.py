@@ -1,0 +1,234 @@
+"""The Streamlit app under AppTest: every view with every checkpoint (tiny ones built here,
+and every shipped one in checkpoints/), sliders, uploads, map selection, bad files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from explorer import models
+from tests.explorer_fixtures import make_checkpoint
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+SHIPPED_DIR = models.REPO_ROOT / "checkpoints"
+VIEWS = ["Manifold grid", "Sliders", "Map", "Encode an upload", "Interpolate", "Model card"]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("ckpts")
+    make_checkpoint(d / "mnist-z2.safetensors", "mnist", 2)
+    make_checkpoint(d / "mnist-z5.safetensors", "mnist", 5)
+    make_checkpoint(d / "frey-z3.safetensors", "frey", 3, n_test=20)
+    make_checkpoint(d / "nomap-z4.safetensors", "mnist", 4, drop_arrays=("test_embedding", "test_index"))
+    (d / "broken.safetensors").write_bytes(b"this is not a checkpoint")
+    return d
+
+
+def _app(folder: Path, monkeypatch, model: str | None = None) -> AppTest:
+    monkeypatch.setenv(models.CHECKPOINT_DIR_ENV, str(folder))
+    at = AppTest.from_file(APP, default_timeout=60)
+    if model:
+        at.session_state["model"] = model
+    return at.run()
+
+
+def _open(at: AppTest, view: str) -> AppTest:
+    at.session_state["view"] = view
+    return at.run()
+
+
+def _image_urls(at: AppTest) -> list[str]:
+    return [im.proto.imgs[0].url for im in at.get("image")]
+
+
+def _digit_png(w=90, h=120) -> bytes:
+    a = np.full((h, w), 255, np.uint8)
+    a[20:100, 30:42] = 0
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _check_view(at: AppTest, view: str, z_dim: int, name: str, has_map: bool = True) -> None:
+    assert not at.exception, f"{name} / {view}: {[e.value for e in at.exception]}"
+    if view == "Manifold grid":
+        assert len(at.get("image")) == 1 and len(at.get("download_button")) == 1
+    elif view == "Sliders":
+        for j in range(z_dim):
+            at.slider(key=f"slider.{name}.{j}")  # raises KeyError if missing
+        assert len(at.get("image")) == 1
+    elif view == "Map":
+        if has_map:
+            assert len(at.get("plotly_chart")) == 1
+        else:
+            assert any("no usable map" in i.value for i in at.info)
+    elif view == "Encode an upload":
+        at.file_uploader(key="upload_file")
+    elif view == "Interpolate":
+        assert len(at.get("image")) == 1 and len(at.get("download_button")) == 2
+    elif view == "Model card":
+        # training curves, and KL per dimension when the checkpoint has what it takes
+        assert len(at.get("plotly_chart")) in (1, 2) and len(at.get("image")) == 1 and len(at.get("metric")) == 4
+
+
+def _every_view(folder: Path, monkeypatch, name: str, z_dim: int, has_map: bool = True) -> None:
+    at = _app(folder, monkeypatch, name)
+    for view in VIEWS:
+        _open(at, view)
+        _check_view(at, view, z_dim, name, has_map)
+
+
+@pytest.mark.parametrize("name, z_dim", [("mnist-z2", 2), ("mnist-z5", 5), ("frey-z3", 3)])
+def test_every_view_tiny(tiny_dir, monkeypatch, name, z_dim):
+    _every_view(tiny_dir, monkeypatch, name, z_dim)
+
+
+SHIPPED = [e for e in models.discover(SHIPPED_DIR)]
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no shipped checkpoints in checkpoints/")
+@pytest.mark.parametrize("entry", SHIPPED, ids=[e.path.name for e in SHIPPED])
+def test_every_view_shipped(monkeypatch, entry):
+    assert entry.ok, entry.error
+    ck, err = models.load(entry.path)
+    assert ck is not None, err
+    has_map = not {"test_mu", "test_labels", "test_embedding"} & set(models.check_arrays(ck))
+    _every_view(SHIPPED_DIR, monkeypatch, entry.name, entry.z_dim, has_map)
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no shipped checkpoints in checkpoints/")
+@pytest.mark.parametrize("entry", SHIPPED, ids=[e.path.name for e in SHIPPED])
+def test_shipped_checkpoints_carry_the_app_arrays(entry):
+    ck, err = models.load(entry.path)
+    assert ck is not None, err
+    assert models.check_arrays(ck) == {}
+
+
+def test_bad_checkpoint_reported_others_usable(tiny_dir, monkeypatch):
+    at = _app(tiny_dir, monkeypatch)
+    errors = [e.value for e in at.sidebar.error]
+    assert any("broken.safetensors" in e for e in errors)
+    assert at.selectbox(key="model").options == ["mnist-z2", "nomap-z4", "mnist-z5", "frey-z3"]
+    assert at.selectbox(key="model").value == "mnist-z2"  # MNIST first, smallest latent first
+    assert len(at.get("image")) == 1
+
+
+def test_missing_arrays_degrade_gracefully(tiny_dir, monkeypatch):
+    at = _app(tiny_dir, monkeypatch, "nomap-z4")
+    assert any("test_embedding" in w.value for w in at.sidebar.warning)
+    for view in VIEWS:
+        _open(at, view)
+        assert not at.exception, view
+    _open(at, "Map")
+    assert len(at.get("plotly_chart")) == 0 and any("no usable map" in i.value for i in at.info)
+
+
+def test_no_checkpoints(tmp_path, monkeypatch):
+    at = _app(tmp_path, monkeypatch)
+    assert not at.exception and "No usable checkpoints" in at.error[0].value
+
+
+def test_model_from_url(tiny_dir, monkeypatch):
+    monkeypatch.setenv(models.CHECKPOINT_DIR_ENV, str(tiny_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["model"] = "frey-z3"
+    at.run()
+    assert at.selectbox(key="model").value == "frey-z3"
+
+
+def test_slider_changes_decoded_image(tiny_dir, monkeypatch):
+    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Sliders")
+    before = _image_urls(at)
+    at.slider(key="slider.mnist-z5.1").set_value(2.5).run()
+    after = _image_urls(at)
+    assert not at.exception and len(after) == 1 and after != before
+    assert at.session_state["z"]["mnist-z5"] == pytest.approx([0, 2.5, 0, 0, 0])
+    # far out: the page says so
+    for j in range(5):
+        at.slider(key=f"slider.mnist-z5.{j}").set_value(4.0)
+    at.run()
+    assert any("far outside the prior" in m.value for m in at.markdown)
+    at.button(key="sl.mnist-z5.reset").click().run()
+    assert at.slider(key="slider.mnist-z5.1").value == 0.0
+    at.button(key="sl.mnist-z5.rand").click().run()
+    assert any(at.slider(key=f"slider.mnist-z5.{j}").value != 0.0 for j in range(5))
+
+
+def test_grid_follows_the_slider_point(tiny_dir, monkeypatch):
+    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Manifold grid")
+    base_url = _image_urls(at)
+    at.selectbox(key="grid.mnist-z5.base.src").set_value("Current slider point").run()
+    assert _image_urls(at) == base_url  # the slider point starts at the origin
+    _open(at, "Sliders").slider(key="slider.mnist-z5.0").set_value(1.5).run()
+    _open(at, "Manifold grid")
+    assert _image_urls(at) != base_url
+    at.radio(key="grid.mnist-z5.dirs").set_value("Two principal directions of the encoded test set").run()
+    assert not at.exception and len(at.get("image")) == 1
+
+
+def test_fig4_grid_size(tiny_dir, monkeypatch):
+    at = _open(_app(tiny_dir, monkeypatch, "mnist-z2"), "Manifold grid")
+    assert at.radio(key="grid.mnist-z2.mode").value.startswith("Fig. 4")
+    at.slider(key="grid.mnist-z2.n").set_value(5).run()
+    assert "5x5 decoded means" in at.get("image")[0].proto.imgs[0].caption
+
+
+def test_upload_produces_encoding(tiny_dir, monkeypatch):
+    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Encode an upload")
+    at.file_uploader(key="upload_file").upload("digit.png", _digit_png(), "image/png").run()
+    assert not at.exception and not at.main.error
+    # 6 preprocessing steps, input|reconstruction, nearest neighbours (+ originals if data is here)
+    assert len(at.get("image")) >= 8
+    assert len(at.get("plotly_chart")) == 2  # mu +- sigma, the upload on the map
+    at.button(key="upload.mnist-z5.send").click().run()
+    z = at.session_state["z"]["mnist-z5"]
+    assert len(z) == 5 and any(v != 0 for v in z)
+    _open(at, "Sliders")
+    assert [at.slider(key=f"slider.mnist-z5.{j}").value for j in range(5)] == pytest.approx(z)
+    # the upload is kept when the tab closes, and other views can use it
+    _open(at, "Interpolate")
+    at.selectbox(key="interp.mnist-z5.a.src").set_value("Upload").run()
+    assert not at.exception and not at.main.error and len(at.get("image")) == 1
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [(b"", "empty"), (b"not an image" * 20, "not an image"), (_digit_png()[:300], "truncated or corrupt")],
+)
+def test_bad_upload_error_and_app_keeps_working(tiny_dir, monkeypatch, data, message):
+    at = _open(_app(tiny_dir, monkeypatch, "mnist-z2"), "Encode an upload")
+    at.file_uploader(key="upload_file").upload("bad.png", data, "image/png").run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    _open(at, "Sliders")
+    assert not at.exception and len(at.get("image")) == 1
+
+
+def test_upload_frey_style(tiny_dir, monkeypatch):
+    at = _open(_app(tiny_dir, monkeypatch, "frey-z3"), "Encode an upload")
+    img = (np.random.default_rng(0).random((300, 200)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG")
+    at.file_uploader(key="upload_file").upload("face.jpg", buf.getvalue(), "image/jpeg").run()
+    assert not at.exception and not at.main.error and len(at.get("image")) >= 5
+
+
+def test_map_selection_shows_reconstructions(tiny_dir, monkeypatch):
+    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Map")
+    assert len(at.get("image")) == 0
+    at.session_state["map.mnist-z5"] = {
+        "selection": {"points": [{"customdata": 3}, {"customdata": 7}], "point_indices": [3, 7], "box": [], "lasso": []}
+    }
+    at.run()
+    assert not at.exception
+    assert any("2 selected" in m.value for m in at.markdown)
+    assert len(at.get("image")) >= 1  # reconstructions (and originals when the dataset is here)
+    at.button(key="map.mnist-z5.send").click().run()
+    mu3 = models.load(tiny_dir / "mnist-z5.safetensors")[0].arrays["test_mu"][3].numpy()
+    assert at.session_state["z"]["mnist-z5"] == pytest.approx(np.round(mu3 / 0.05) * 0.05, abs=1e-6)
