@@ -33,16 +33,18 @@ def main() -> None:
     st.set_page_config(page_title="VAE Latent Explorer", layout="wide")
     folder = models.default_checkpoint_dir()
     entries = models.discover(folder)
-    usable, loaded = [], {}
+    usable, loaded, failed = [], {}, []
     for e in entries:
         ck, err = (None, e.error) if e.error else load_model(str(e.path), e.mtime)
         if ck is None:
-            st.sidebar.error(f"Cannot use {e.path.name}: {err}")
+            failed.append(err)
         else:
             usable.append(e)
             loaded[e.name] = ck
     st.sidebar.title("VAE Latent Explorer")
     if not usable:
+        for err in failed:
+            st.sidebar.error(f"Skipped a checkpoint: {err}")
         st.error(f"No usable checkpoints in {folder}. Train one with `python -m trainer` "
                  "or set VAE_CHECKPOINT_DIR to a folder of .safetensors checkpoints.")
         return
@@ -58,6 +60,9 @@ def main() -> None:
     st.sidebar.caption(f"**{entry.title}**  \n{models.architecture(ck)}")
     for msg in dict.fromkeys(ctx.problems.values()):
         st.sidebar.warning(msg)
+    for err in failed:  # reported, and every other model stays usable
+        st.sidebar.error(f"Skipped a checkpoint: {err}")
+    st.sidebar.caption(f"Checkpoints from `{folder}`")
     tabs = st.tabs([label for label, _ in TABS], key="view", bind="query-params")
     for tab, (label, render) in zip(tabs, TABS):
         if tab.open:

@@ -69,7 +69,7 @@ def map_figure(
     for name, (mx, my, role) in (markers or {}).items():
         symbol, color, size = MARKER_STYLE.get(role, MARKER_STYLE["current"])
         fig.add_trace(
-            go.Scatter(
+            go.Scattergl(  # WebGL too: an SVG trace would be drawn under the WebGL points
                 x=[mx], y=[my], mode="markers", name=name, hovertemplate=f"{name}<extra></extra>",
                 marker=dict(symbol=symbol, color=color, size=size, line=dict(width=2, color=color)),
             )

@@ -28,8 +28,9 @@ def default_checkpoint_dir() -> Path:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One checkpoint file as the sidebar lists it. ``error`` is a one-line reason when the
-    file cannot be used (then ``title``, ``dataset``, ``z_dim`` may be empty)."""
+    """One checkpoint file as the sidebar lists it. ``name`` is the file stem (what the URL
+    and session state use); ``error`` is a one-line reason when the file cannot be used (then
+    ``title``, ``dataset``, ``z_dim`` may be empty)."""
 
     path: Path
     name: str
@@ -61,12 +62,13 @@ def discover(folder: str | os.PathLike) -> list[ModelEntry]:
         except CheckpointError as e:
             out.append(ModelEntry(p, p.stem, p.stem, "", 0, mtime, str(e)))
             continue
-        name = str(meta.get("name") or p.stem)
+        # The file stem names the model (unique in a folder, stable in URLs); meta's own
+        # name could repeat across copies of a file.
         out.append(
             ModelEntry(
                 path=p,
-                name=name,
-                title=str(meta.get("title") or name),
+                name=p.stem,
+                title=str(meta.get("title") or meta.get("name") or p.stem),
                 dataset=str(meta.get("dataset") or ""),
                 z_dim=config.z_dim,
                 mtime=mtime,

@@ -10,13 +10,13 @@ def test_map_figure_categorical_customdata_rows():
     emb = np.random.default_rng(0).standard_normal((30, 2))
     labels = np.arange(30) % 3
     fig = figures.map_figure(emb, labels, markers={"you": (0.0, 0.0, "current")})
-    data = [t for t in fig.data if isinstance(t, go.Scattergl)]
+    data = [t for t in fig.data if t.customdata is not None]
     assert len(data) == 3 and sorted(t.name for t in data) == ["0", "1", "2"]
     rows = np.concatenate([t.customdata for t in data])
     assert sorted(rows.tolist()) == list(range(30))
     for t in data:  # each point's customdata is its row, so its coordinates match
         assert np.allclose(np.c_[t.x, t.y], emb[np.asarray(t.customdata)])
-    assert fig.data[-1].name == "you" and fig.data[-1].customdata is None
+    assert fig.data[-1].name == "you" and fig.data[-1].customdata is None and fig.data[-1].marker.symbol == "x"
 
 
 def test_map_figure_continuous_and_subsample():

@@ -17,11 +17,16 @@ def _fmt(v) -> str:
 def render(ctx: ViewContext) -> None:
     meta, ck = ctx.ck.meta, ctx.ck
     st.subheader(meta.get("title") or ctx.name)
-    m = meta.get("metrics", {}) or {}
+    m = dict(meta.get("metrics", {}) or {})
+    hist = meta.get("history") or []
+    elbo_label = "Test ELBO (nats)"
+    if "test_elbo" not in m and hist and hist[-1].get("test_elbo") is not None:
+        m["test_elbo"] = hist[-1]["test_elbo"]  # no final evaluation stored: the last epoch's
+        elbo_label = "Test ELBO, last epoch"
     c = st.columns(4)
     c[0].metric("Dataset", {"mnist": "MNIST", "frey": "Frey Face"}.get(ctx.dataset, ctx.dataset or "?"))
     c[1].metric("Latent size", ctx.z_dim)
-    c[2].metric("Test ELBO (nats)", _fmt(m["test_elbo"]) if "test_elbo" in m else "n/a")
+    c[2].metric(elbo_label, _fmt(m["test_elbo"]) if "test_elbo" in m else "n/a")
     k = m.get("iwae_k")
     c[3].metric(f"log p(x) estimate{f' (k={k})' if k else ''}",
                 _fmt(m["test_iwae_ll"]) if "test_iwae_ll" in m else "n/a")
@@ -34,7 +39,6 @@ def render(ctx: ViewContext) -> None:
     other = {k2: v for k2, v in m.items() if k2 not in ("test_elbo", "test_iwae_ll", "iwae_k", "n_test")}
     if other:
         st.caption("Other metrics: " + ", ".join(f"{k2} = {_fmt(v)}" for k2, v in other.items()))
-    hist = meta.get("history") or []
     if hist:
         st.plotly_chart(figures.training_curves_figure(hist), key=f"card.{ctx.name}.curves")
     else:
@@ -44,7 +48,7 @@ def render(ctx: ViewContext) -> None:
         act = latent.active_dims(kl)
         st.plotly_chart(figures.kl_per_dim_figure(kl, act), key=f"card.{ctx.name}.kl")
         st.caption("A dimension with KL near 0 is ignored by the decoder (posterior collapse): its slider does nothing.")
-    seed = st.number_input("Prior samples: seed", 0, 1_000_000, 0, key=f"card.{ctx.name}.seed")
+    seed = st.number_input("Prior samples: seed", 0, 1_000_000, 0, key=f"card.{ctx.name}.seed", width=200)
     z = latent.prior_samples(64, ctx.z_dim, int(seed))
     pic = images.tile(ctx.decode(z), ncols=8)
     show(pic, target=480, max_factor=4, caption="64 decoded draws z ~ N(0, I)")
