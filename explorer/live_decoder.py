@@ -94,7 +94,8 @@ def pack_decoder(model: VAE, name: str = "") -> LivePayload:
         "layers": specs,
         "n_floats": offset,
     }
-    digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode() + weights).hexdigest()[:16]
+    shape = {k: v for k, v in header.items() if k != "name"}  # the id names the decoder, not its label
+    digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode() + weights).hexdigest()[:16]
     header["id"] = digest
     head = json.dumps(header, separators=(",", ":")).encode()
     pad = (-(len(MAGIC) + 4 + len(head))) % 4

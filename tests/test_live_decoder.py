@@ -72,7 +72,8 @@ def test_id_depends_on_weights_only():
     a = pack_decoder(_model(CONFIGS["elu"], seed=0), "a")
     b = pack_decoder(_model(CONFIGS["elu"], seed=0), "a")
     c = pack_decoder(_model(CONFIGS["elu"], seed=1), "a")
-    assert a.model_id == b.model_id and a.data == b.data
+    d = pack_decoder(_model(CONFIGS["elu"], seed=0), "another name")
+    assert a.model_id == b.model_id == d.model_id and a.data == b.data
     assert a.model_id != c.model_id
 
 

@@ -1,0 +1,45 @@
+"""A small page for the live-decoder and drawing-pad browser tests and benchmark.
+
+``streamlit run tests/apps/live_app.py`` with ``VAE_CHECKPOINT_DIR`` pointing at checkpoints.
+Query parameters: ``model=<name>`` (default: the first usable checkpoint), ``view=live|draw``
+(default ``live``), ``all=1`` also sends every checkpoint's decoder to the browser, so a test
+can call ``window.__vaeDecode(z, model_id)`` on each.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: streamlit puts only tests/apps/ on the path
+
+from explorer import models  # noqa: E402
+from views import drawing_pad, live, state  # noqa: E402
+from views.context import ViewContext, load_model  # noqa: E402
+from views.live_component import load_weights  # noqa: E402
+
+st.set_page_config(page_title="live decoder test page", layout="wide")
+entries = [e for e in models.discover(models.default_checkpoint_dir()) if e.ok]
+if not entries:
+    st.error(f"No usable checkpoints in {models.default_checkpoint_dir()}")
+    st.stop()
+by_name = {e.name: e for e in entries}
+qp = st.query_params
+entry = by_name.get(qp.get("model", ""), entries[0])
+ck, err = load_model(str(entry.path), entry.mtime)
+if ck is None:
+    st.error(err)
+    st.stop()
+ctx = ViewContext(entry=entry, ck=ck, problems=models.check_arrays(ck))
+st.markdown(f"**{entry.title}** (`{entry.name}`, J = {ctx.z_dim})")
+if qp.get("view", "live") == "draw":
+    drawing_pad.render(ctx)
+else:
+    live.render(ctx)
+    # What Python holds as the current point, for the tests to read.
+    st.code(" ".join(f"{v:.2f}" for v in state.get_z(ctx.name, ctx.z_dim)), language=None)
+if qp.get("all") == "1":
+    for e in entries:
+        load_weights(live.decoder_payload(str(e.path), e.mtime), key=f"all.{e.name}")

@@ -1,0 +1,62 @@
+"""Live: latent sliders decoded in the browser while they move (views/live_component.py).
+
+When a drag ends the point becomes the app's current latent point (``views/state.py``), so
+the map marker, the server-side Sliders tab and the grids follow. Python-side buttons move
+the sliders the other way.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import streamlit as st
+
+from explorer import latent
+from explorer.live_decoder import LivePayload, pack_decoder
+from views import state
+from views.context import ViewContext, load_model
+from views.live_component import live_decoder, reported_z
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def decoder_payload(path: str, mtime: float) -> LivePayload:
+    """The packed decoder of one checkpoint version (built once, shared by sessions)."""
+    ck, err = load_model(path, mtime)
+    if ck is None:
+        raise RuntimeError(err)
+    return pack_decoder(ck.model, name=ck.name)
+
+
+def _take_report(model: str, key: str) -> None:
+    z = reported_z(key)
+    if z is not None:
+        state.set_z(model, z)
+
+
+def _random(model: str, z_dim: int) -> None:
+    seed = st.session_state.get("live.seed", 0) + 1
+    st.session_state["live.seed"] = seed
+    state.set_z(model, latent.prior_samples(1, z_dim, 1000 + seed)[0])
+
+
+def render(ctx: ViewContext) -> None:
+    name, J = ctx.name, ctx.z_dim
+    payload = decoder_payload(str(ctx.entry.path), ctx.entry.mtime)
+    key = f"live.{name}"
+    st.caption(
+        "Drag a slider: the decoder runs in your browser and the image follows every movement. "
+        "When you let go, the point becomes the app's current point (map marker, Sliders tab, grids)."
+    )
+    b = st.columns([1, 1, 4])
+    b[0].button("Reset to origin", key=f"{key}.reset", on_click=state.set_z, args=(name, np.zeros(J)))
+    b[1].button("Random prior sample", key=f"{key}.rand", on_click=_random, args=(name, J))
+    z = ctx.current_z()
+    live_decoder(payload, z, key=key, span=state.SLIDER_RANGE, step=0.05,
+                 on_change=functools.partial(_take_report, name, key))
+    t = latent.typicality(z)
+    st.caption(
+        f"Current point: ||z||² = {t.sq_norm:.2f} ({t.verdict} under the prior, "
+        f"{100 * t.percentile:.1f}th percentile of χ²({J})). "
+        f"The browser received {payload.n_bytes / 1e6:.2f} MB of float32 decoder weights, once."
+    )
