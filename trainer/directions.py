@@ -52,6 +52,7 @@ from scipy.stats import spearmanr
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold, KFold
+from threadpoolctl import threadpool_limits
 
 METHODS = ("mean_difference", "classifier", "regression")
 METHOD_LABELS = {
@@ -362,19 +363,25 @@ def _mnist_directions(ck, data_dir) -> tuple[dict, dict]:
     return arrays, meta
 
 
-def encode_frey_frames(ck, frames: np.ndarray, data_dir) -> np.ndarray:
-    """Latent means (K, J) of Frey Face frames (K,) (indices into the full 1965-frame video)."""
-    import torch
-
+def frey_frames(frames: np.ndarray, data_dir: str | os.PathLike | None = None) -> np.ndarray:
+    """Frey Face frames by index into the full 1965-frame video: (K,) -> (K, 28, 20) uint8
+    (the train and test splits put back together in video order)."""
     from trainer.data import load_dataset
 
     ds = load_dataset("frey", data_dir)
     video = np.empty((ds.train_x.shape[0] + ds.test_x.shape[0], *ds.train_x.shape[1:]), dtype=np.uint8)
     video[ds.train_y.numpy()] = ds.train_x.numpy()
     video[ds.test_y.numpy()] = ds.test_x.numpy()
-    x = torch.from_numpy(video[frames].reshape(len(frames), -1).astype(np.float32) / 255.0)
+    return video[np.asarray(frames, dtype=np.int64)]
+
+
+def encode_frey_frames(ck, frames: np.ndarray, data_dir: str | os.PathLike | None = None) -> np.ndarray:
+    """Latent means (K, J) float64 of Frey Face frames (K,) (indices into the full video)."""
+    import torch
+
+    x = frey_frames(frames, data_dir)
     with torch.no_grad():
-        mu, _ = ck.model.encode(x)
+        mu, _ = ck.model.encode(torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / 255.0))
     return mu.numpy().astype(np.float64)
 
 
@@ -426,10 +433,13 @@ def compute_directions(ck, data_dir: str | os.PathLike | None = None) -> tuple[d
     dataset = ck.meta.get("dataset")
     if "test_mu" not in ck.arrays:
         raise ValueError(f"{ck.path}: no test_mu array; retrain it with the current trainer")
-    if dataset == "mnist":
-        return _mnist_directions(ck, data_dir)
-    if dataset == "frey":
-        return _frey_directions(ck, data_dir)
+    # One BLAS thread: the fits are small, and a threaded BLAS on a busy 2-core machine
+    # spends far longer waiting for its threads than computing.
+    with threadpool_limits(1):
+        if dataset == "mnist":
+            return _mnist_directions(ck, data_dir)
+        if dataset == "frey":
+            return _frey_directions(ck, data_dir)
     raise ValueError(f"{ck.path}: no built-in directions for dataset {dataset!r} (only mnist and frey)")
 
 
