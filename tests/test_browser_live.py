@@ -1,0 +1,157 @@
+"""Real-browser tests of the live decoder and the drawing pad (chromium + python playwright).
+
+One Streamlit server (tests/apps/live_app.py) serves every test. The checkpoints are the
+shipped ones in ``checkpoints/``, or throwaway random ones of the shipped sizes when none
+are there yet.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.live_decoder import pack_decoder
+from tests.apps.serve import REPO, SAMPLER_JS, browser_missing, launch, streamlit_server
+from trainer.checkpoint import list_checkpoints, load_checkpoint, read_metadata, save_checkpoint
+from trainer.model import VAE, VAEConfig
+
+pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+
+APP = REPO / "tests" / "apps" / "live_app.py"
+THROWAWAY = {  # name: (hidden, z_dim, activation, likelihood, image_shape, dataset)
+    "mnist-z2": ((512, 256), 2, "relu", "bernoulli", (28, 28), "mnist"),
+    "mnist-z20": ((512, 256), 20, "relu", "bernoulli", (28, 28), "mnist"),
+    "frey-z10": ((200,), 10, "tanh", "gaussian", (28, 20), "frey"),
+}
+
+
+@pytest.fixture(scope="session")
+def ckpt_dir(tmp_path_factory):
+    shipped = REPO / "checkpoints"
+    if list_checkpoints(shipped):
+        return shipped
+    d = tmp_path_factory.mktemp("live_ckpts")
+    for i, (name, (hidden, J, act, lik, shape, ds)) in enumerate(THROWAWAY.items()):
+        torch.manual_seed(i)
+        model = VAE(VAEConfig(image_shape=shape, hidden=hidden, z_dim=J, activation=act, likelihood=lik))
+        save_checkpoint(d / f"{name}.safetensors", model, {"name": name, "title": name, "dataset": ds})
+    return d
+
+
+@pytest.fixture(scope="session")
+def server(ckpt_dir):
+    with streamlit_server(APP, env={"VAE_CHECKPOINT_DIR": str(ckpt_dir)}) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 1000})
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    ctx.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def _models(ckpt_dir):
+    """(name, z_dim, dataset) of every checkpoint, by name."""
+    out = []
+    for p in list_checkpoints(ckpt_dir):
+        config, meta = read_metadata(p)
+        out.append((str(meta.get("name") or p.stem), config.z_dim, str(meta.get("dataset", ""))))
+    return out
+
+
+def _wait_painted(pg, timeout=60_000):
+    pg.wait_for_function(
+        "() => window.__vaeLive && window.__vaeLive.instances.some(i => i.stats.frames > 0)", timeout=timeout
+    )
+
+
+def test_drag_repaints_during_the_drag_and_python_gets_the_final_z(server, ckpt_dir, page):
+    name, J, _ = max(_models(ckpt_dir), key=lambda m: m[1])
+    page.goto(f"{server}/?model={name}")
+    _wait_painted(page)
+    slider = page.locator('input[type="range"][data-dim="0"]')
+    box = slider.bounding_box()
+    y, x_mid = box["y"] + box["height"] / 2, box["x"] + box["width"] / 2
+    page.evaluate(SAMPLER_JS)
+    page.mouse.move(x_mid, y)
+    page.mouse.down()
+    for i in range(1, 31):  # to the right end of the range, in 30 moves
+        page.mouse.move(x_mid + (box["width"] / 2 + 10) * i / 30, y)
+    t_up = page.evaluate("() => performance.now()")
+    page.mouse.up()
+    page.wait_for_timeout(200)
+    samples = page.evaluate("() => { window.__sampling = false; return window.__samples; }")
+    before_up = [h for t, h in samples if t < t_up]
+    changes = sum(a != b for a, b in zip(before_up, before_up[1:]))
+    assert changes >= 5, f"canvas changed {changes} times during the drag (samples: {len(before_up)})"
+    # Python heard the end of the drag: the page prints its current point, z0 at the top of the range.
+    code = page.locator('[data-testid="stCode"]')
+    page.wait_for_function(
+        "() => { const c = document.querySelector('[data-testid=stCode]'); return c && c.innerText.trim().startsWith('4.00'); }",
+        timeout=20_000,
+    )
+    values = [float(v) for v in code.inner_text().split()]
+    assert len(values) == J and values[0] == 4.0 and all(v == 0.0 for v in values[1:])
+    # ... and a Python-side change moves the browser's sliders back.
+    page.get_by_role("button", name="Reset to origin").click()
+    deadline = time.monotonic() + 20
+    while float(slider.input_value()) != 0.0 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert float(slider.input_value()) == 0.0
+
+def test_browser_decoder_matches_torch(server, ckpt_dir, page):
+    cks = [load_checkpoint(p) for p in list_checkpoints(ckpt_dir)]
+    ids = [pack_decoder(ck.model).model_id for ck in cks]
+    page.goto(f"{server}/?all=1")
+    page.wait_for_function(f"() => window.__vaeLive && {ids!r}.every(id => window.__vaeLive.models.has(id))",
+                           timeout=90_000)
+    for ck, model_id in zip(cks, ids):
+        g = torch.Generator().manual_seed(0)
+        z = torch.randn(50, ck.config.z_dim, generator=g) * 2.0  # well beyond the prior's bulk too
+        want = ck.model.decode(z).numpy()
+        got = np.asarray(page.evaluate("([zs, id]) => zs.map(z => window.__vaeDecode(z, id))", [z.tolist(), model_id]),
+                         dtype=np.float32)
+        assert got.shape == want.shape
+        err = float(np.abs(got - want).max())
+        assert err < 1e-4, f"{ck.path.name}: browser decoder differs from torch by {err:.2e}"
+
+
+def test_drawing_a_stroke_shows_an_encoding(server, ckpt_dir, page):
+    models = _models(ckpt_dir)
+    name = next((m[0] for m in models if m[2] == "mnist"), models[0][0])
+    page.goto(f"{server}/?view=draw&model={name}")
+    pad = page.locator("canvas.pad-canvas")
+    pad.wait_for(timeout=60_000)
+    assert page.get_by_text("model input | reconstruction").count() == 0
+    box = pad.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    pts = [(cx + 0.2 * box["width"] * math.sin(t * math.pi / 20), cy - 0.3 * box["height"] * math.cos(t * math.pi / 20))
+           for t in range(41)]  # a "0"
+    page.mouse.move(*pts[0])
+    page.mouse.down()
+    for p in pts[1:]:
+        page.mouse.move(*p)
+    page.mouse.up()
+    page.get_by_text("model input | reconstruction").wait_for(timeout=20_000)
+    page.locator("text.gtitle", has_text="q(z|drawing)").wait_for(timeout=20_000)  # the mu +- sigma chart
+    # The button that sends the encoding to the rest of the app is there too.
+    assert page.get_by_role("button", name="Use as the current point").count() == 1
