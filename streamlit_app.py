@@ -16,14 +16,16 @@ from collections.abc import Callable
 import streamlit as st
 
 from explorer import models
-from views import interpolate, manifold, map_view, model_card, sliders, upload
+from views import drawing_pad, interpolate, live, manifold, map_view, model_card, sliders, upload
 from views.context import ViewContext, load_model
 
 TABS: list[tuple[str, Callable[[ViewContext], None]]] = [
     ("Manifold grid", manifold.render),
     ("Sliders", sliders.render),
+    ("Live", live.render),
     ("Map", map_view.render),
     ("Encode an upload", upload.render),
+    ("Draw", drawing_pad.render),
     ("Interpolate", interpolate.render),
     ("Model card", model_card.render),
 ]

@@ -4,6 +4,7 @@ matches torch's ``VAE.decode`` (the browser itself is tested in test_browser_liv
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,3 +94,28 @@ def test_decoder_layers_rejects_foreign_decoder():
     with pytest.raises(ValueError, match="expected Linear"):
         decoder_layers(m)
 
+
+
+def test_live_and_draw_tabs_render_server_side(tmp_path, monkeypatch):
+    """Both tabs of the real app run without a browser (AppTest): the components mount, the
+    Live tab states the payload size, the Draw tab waits for a drawing."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.explorer_fixtures import make_checkpoint
+
+    make_checkpoint(tmp_path / "mnist-z3.safetensors", "mnist", 3)
+    make_checkpoint(tmp_path / "frey-z2.safetensors", "frey", 2)
+    monkeypatch.setenv("VAE_CHECKPOINT_DIR", str(tmp_path))
+    for model in ("mnist-z3", "frey-z2"):
+        at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "streamlit_app.py"), default_timeout=60)
+        at.session_state["model"] = model
+        at.run()
+        at.session_state["view"] = "Live"
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert len(at.get("bidi_component")) == 2  # the weights carrier and the sliders
+        assert any("MB of float32 decoder weights" in c.value for c in at.caption)
+        at.session_state["view"] = "Draw"
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any("Draw a" in i.value for i in at.info)
