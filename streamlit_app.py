@@ -51,7 +51,7 @@ def main() -> None:
                  "or set VAE_CHECKPOINT_DIR to a folder of .safetensors checkpoints.")
         return
     # MNIST first, then by latent size: the default (first) model is the 2-D MNIST one if shipped.
-    usable.sort(key=lambda e: (e.dataset != "mnist", e.dataset, e.z_dim, e.name))
+    usable = models.display_order(usable)
     by_name = {e.name: e for e in usable}
     # Plain names as options: a bound selectbox writes the displayed label into the URL,
     # so a format_func would make links like ?model=MNIST%2C+20-D+latent.

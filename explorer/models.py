@@ -80,6 +80,11 @@ def discover(folder: str | os.PathLike) -> list[ModelEntry]:
 TEST_ARRAYS = ("test_mu", "test_logvar", "test_labels", "test_embedding", "test_index")
 
 
+def display_order(entries: list[ModelEntry]) -> list[ModelEntry]:
+    """MNIST first, then other datasets, each by latent size: the first is the app's default."""
+    return sorted(entries, key=lambda e: (e.dataset != "mnist", e.dataset, e.z_dim, e.name))
+
+
 def check_arrays(ck: Checkpoint) -> dict[str, str]:
     """Stored test-set arrays that cannot be used: array name -> one-line reason (empty dict
     when all are fine). Without a usable ``test_mu`` none of them is usable.
