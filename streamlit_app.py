@@ -16,7 +16,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from explorer import models
-from views import drawing_pad, interpolate, live, manifold, map_view, model_card, sliders, upload
+from views import directions, drawing_pad, interpolate, live, manifold, map_view, model_card, sliders, upload
 from views.context import ViewContext, load_model
 
 TABS: list[tuple[str, Callable[[ViewContext], None]]] = [
@@ -27,6 +27,7 @@ TABS: list[tuple[str, Callable[[ViewContext], None]]] = [
     ("Encode an upload", upload.render),
     ("Draw", drawing_pad.render),
     ("Interpolate", interpolate.render),
+    ("Directions", directions.render),
     ("Model card", model_card.render),
 ]
 
