@@ -147,3 +147,20 @@ def test_compute_builtin_now(tmp_path, app, shared_data_dir, monkeypatch):
     options = at.multiselect(key="dir.plain.chosen").options
     assert len(options) == 5 and any("Smile" in o for o in options) and any("Pose" in o for o in options)
     assert len(at.get("image")) == 3
+
+
+def test_tab_in_the_app(tmp_path, monkeypatch):
+    """The tab is wired into streamlit_app.py and renders for MNIST and Frey Face models."""
+    from explorer import models
+
+    _with_directions(tmp_path / "mnist-z3.safetensors", "mnist", 3)
+    _with_directions(tmp_path / "frey-z2.safetensors", "frey", 2)
+    monkeypatch.setenv(models.CHECKPOINT_DIR_ENV, str(tmp_path))
+    app_file = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+    for model in ("mnist-z3", "frey-z2"):
+        at = AppTest.from_file(app_file, default_timeout=60)
+        at.session_state["model"] = model
+        at.session_state["view"] = "Directions"
+        at.run()
+        _ok(at)
+        assert len(at.get("image")) == 3 and len(at.get("download_button")) == 3
