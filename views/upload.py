@@ -13,6 +13,8 @@ from views import state
 from views.context import ViewContext
 from views.display import show
 
+STEP_PX = 140
+
 
 def _clear() -> None:
     st.session_state.pop(state.UPLOAD_KEY, None)
@@ -49,9 +51,11 @@ def render(ctx: ViewContext) -> None:
     cols = st.columns(len(prep.steps))
     for c, s in zip(cols, prep.steps):
         img = s.image
-        factor = max(1, min(8, 160 // max(img.shape)))
-        c.image(images.display(img, factor), caption=f"{s.title}: {s.note}" if s.note else s.title, width="stretch",
-                output_format="PNG")
+        h, w = img.shape
+        # Every step drawn with its longer side at STEP_PX, pixels kept square and crisp.
+        factor = max(1, STEP_PX // max(h, w))
+        c.image(images.display(img, factor), caption=f"{s.title}: {s.note}" if s.note else s.title,
+                width=max(1, round(STEP_PX * w / max(h, w))), output_format="PNG")
     left, right = st.columns([1, 1])
     with left:
         st.plotly_chart(figures.mu_sigma_figure(mu, logvar), key=f"upload.{name}.musigma")
