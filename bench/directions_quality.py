@@ -22,7 +22,8 @@ smile, pose), each method:
 3. **Drift** of every *other* measured attribute over the same sweep: the mean absolute change
    from the first to the last step, in SDs of that attribute over decoded reconstructions of
    the test set, once moving freely and once holding the other attribute directions (same
-   method) with the conditional projection (``explorer.directions.apply_directions``).
+   method; at most J - 1 of them, most correlated first, see :func:`choose_holds`) with the
+   conditional projection (``explorer.directions.apply_directions``).
    ``drift`` is the mean |change| per base point, ``bias`` the |mean change| (the systematic
    part, which is what a linear projection can remove). The target's own change is given in
    the same units (``effect``), for scale.
@@ -46,7 +47,7 @@ import torch  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from explorer.directions import apply_directions, builtin_directions  # noqa: E402
+from explorer.directions import apply_directions, builtin_directions, step_vector  # noqa: E402
 from trainer.attributes import ATTRIBUTES, measure_batch  # noqa: E402
 from trainer.checkpoint import list_checkpoints, load_checkpoint  # noqa: E402
 from trainer.directions import compute_directions, encode_frey_frames  # noqa: E402
@@ -121,13 +122,8 @@ def bench_checkpoint(path: Path, data_dir, n_base: int, steps: int, span: float,
             d = by_key.get((name, method))
             if d is None:
                 continue
-            holds = []
-            for other in attrs:
-                if other == name:
-                    continue
-                h = by_key.get((other, method)) or next((v for (n, _), v in by_key.items() if n == other), None)
-                if h is not None:
-                    holds.append(h)
+            holds = choose_holds(d, [by_key.get((o, method)) or next((v for (n, _), v in by_key.items() if n == o), None)
+                                     for o in attrs if o != name], J)
             entry = {"heldout": d.quality, "hold": [h.key.split(":", 1)[1] for h in holds]}
             for mode, hold in (("free", []), ("held", holds)):
                 z = np.stack([[apply_directions(b, [(d, a)], hold) for a in amounts] for b in base])  # (B, S, J)
@@ -148,6 +144,22 @@ def bench_checkpoint(path: Path, data_dir, n_base: int, steps: int, span: float,
                 }
             result["directions"].setdefault(name, {})[method] = entry
     return result
+
+
+def choose_holds(d, candidates, z_dim: int) -> list:
+    """The other attributes' directions to hold while moving along ``d``: most correlated with
+    ``d`` first, at most J - 1 of them, skipping any that would leave almost nothing of ``d``
+    to move along (in a 2-D latent, holding one direction fixes the path completely)."""
+    holds = []
+    for h in sorted((c for c in candidates if c is not None), key=lambda c: -abs(float(c.vector @ d.vector))):
+        if len(holds) >= z_dim - 1:
+            break
+        try:
+            step_vector(d, holds + [h])
+        except ValueError:
+            continue
+        holds.append(h)
+    return holds
 
 
 def judge_on_reconstructions(ck, judge, data_dir) -> dict:
