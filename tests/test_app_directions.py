@@ -164,3 +164,17 @@ def test_tab_in_the_app(tmp_path, monkeypatch):
         at.run()
         _ok(at)
         assert len(at.get("image")) == 3 and len(at.get("download_button")) == 3
+
+
+def test_deleting_a_chosen_user_direction(tmp_path, app):
+    path = _with_directions(tmp_path / "m.safetensors")
+    at = app(path)
+    at.session_state["dir.groups"] = {"mnist": {"mine": {"pos": [1, 2, 3], "neg": [4, 5, 6]}}}
+    at.run()
+    at.multiselect(key="dir.m.chosen").set_value(["user:mine.classifier"]).run()
+    _ok(at)
+    assert any("3 points (A) vs 3 (B)" in c.value for c in at.caption)
+    at.button(key="dir.m.b.del.mine").click().run()
+    _ok(at)
+    assert at.multiselect(key="dir.m.chosen").value == []
+    assert any("Pick at least one direction" in i.value for i in at.info)
