@@ -48,15 +48,14 @@ def render(ctx: ViewContext) -> None:
         "Drag a slider: the decoder runs in your browser and the image follows every movement. "
         "When you let go, the point becomes the app's current point (map marker, Sliders tab, grids)."
     )
-    b = st.columns([1, 1, 4])
-    b[0].button("Reset to origin", key=f"{key}.reset", on_click=state.set_z, args=(name, np.zeros(J)))
-    b[1].button("Random prior sample", key=f"{key}.rand", on_click=_random, args=(name, J))
+    with st.container(horizontal=True):
+        st.button("Reset to origin", key=f"{key}.reset", on_click=state.set_z, args=(name, np.zeros(J)))
+        st.button("Random prior sample", key=f"{key}.rand", on_click=_random, args=(name, J))
     z = ctx.current_z()
     live_decoder(payload, z, key=key, span=state.SLIDER_RANGE, step=0.05,
                  on_change=functools.partial(_take_report, name, key))
     t = latent.typicality(z)
     st.caption(
-        f"Current point: ||z||² = {t.sq_norm:.2f} ({t.verdict} under the prior, "
-        f"{100 * t.percentile:.1f}th percentile of χ²({J})). "
-        f"The browser received {payload.n_bytes / 1e6:.2f} MB of float32 decoder weights, once."
+        f"App's current point: ||z||² = {t.sq_norm:.2f}, {t.verdict} under the prior. "
+        f"The browser received {payload.n_bytes / 1e6:.2f} MB of float32 decoder weights for this model, once."
     )

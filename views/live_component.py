@@ -16,7 +16,9 @@ Two components share one JavaScript registry on ``window.__vaeLive``:
 
 Everything is inline (no build step, no network at run time). Test and benchmark hooks:
 ``window.__vaeDecode(z, modelId)`` returns the decoded image as a plain array of floats and
-``window.__vaeLive.instances[i].stats`` counts painted frames and their input-to-paint times.
+``window.__vaeLive.instances[i].stats`` counts painted frames and holds, per frame, the time
+from the oldest input event it answers to the end of its paint (``latencies``, ms), the decode
+and paint time (``decodeMs``) and when it finished (``paintAt``, ``performance.now()``).
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ function createInstance(root, reg) {
   const inst = {
     modelId: null, model: null, z: null, prevDataZ: null, lastSent: null, dragging: false,
     rafPending: false, pendingSince: null, report: null, inputs: [], outputs: [], img: null, out: null,
-    stats: { frames: 0, inputs: 0, latencies: [], decodeMs: [] },
+    stats: { frames: 0, inputs: 0, latencies: [], decodeMs: [], paintAt: [] },
   };
   reg.instances.push(inst);
   let statusAt = 0;
@@ -184,8 +186,9 @@ function createInstance(root, reg) {
     const s = inst.stats;
     s.frames += 1;
     s.decodeMs.push(t1 - t0);
+    s.paintAt.push(t1);
     if (inst.pendingSince !== null) s.latencies.push(t1 - inst.pendingSince);
-    if (s.latencies.length > 5000) { s.latencies.splice(0, 2500); s.decodeMs.splice(0, 2500); }
+    if (s.paintAt.length > 5000) for (const a of [s.latencies, s.decodeMs, s.paintAt]) a.splice(0, 2500);
     inst.pendingSince = null;
     canvas.dataset.frames = String(s.frames);
     if (t1 - statusAt > 250) {
@@ -237,7 +240,8 @@ function createInstance(root, reg) {
       inst.outputs.push(row.querySelector("output"));
     }
   }
-  window.addEventListener("pointerup", () => { inst.dragging = false; });
+  inst.onPointerUp = () => { inst.dragging = false; };
+  window.addEventListener("pointerup", inst.onPointerUp);
 
   inst.update = (data) => {
     const z = data.z.map(Number);
@@ -289,7 +293,8 @@ export default function (component) {
   }
   inst.report = (z) => setTriggerValue("z", z);
   if (data) inst.update(data);
-  return () => {
+  return () => {  // Streamlit runs this when the element unmounts
+    window.removeEventListener("pointerup", inst.onPointerUp);
     const i = reg.instances.indexOf(inst);
     if (i >= 0) reg.instances.splice(i, 1);
   };
