@@ -326,7 +326,7 @@ def train(cfg: TrainConfig, resume: bool = False,
                                       beta_at(cfg, step, steps_per_epoch))
                 if not torch.isfinite(parts["loss"]):
                     raise TrainingDiverged(
-                        f"loss became {float(parts['loss'])} at epoch {epoch + 1}, batch {batch_idx}; "
+                        f"loss became {parts['loss'].item()} at epoch {epoch + 1}, batch {batch_idx}; "
                         f"stopped. The last good checkpoint ({out}, end of epoch {epoch}) is kept. "
                         f"Try a lower --lr or a higher --min-logvar.")
                 opt.zero_grad(set_to_none=True)
