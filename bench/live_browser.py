@@ -210,12 +210,15 @@ def main() -> None:
             pg.locator('input[type="range"][data-dim="0"]').fill("1.5")
             pg.locator('input[type="range"][data-dim="1"]').fill("-0.8")
             pg.wait_for_timeout(1500)
-            pg.screenshot(path=str(out / "live_decoder.png"), full_page=True)
+            pg.screenshot(path=str(out / "live_decoder.png"))
         pg.goto(f"{url}/?model={entry.name}&view=Draw")
         strokes = draw_strokes(pg)
         if args.screenshots:
-            pg.wait_for_timeout(1500)
-            pg.screenshot(path=str(REPO / "docs" / "screenshots" / "drawing_pad.png"), full_page=True)
+            # Streamlit scrolls inside the page, so "full page" is the viewport: make it tall
+            # enough for the map under the pad.
+            pg.set_viewport_size({"width": 1400, "height": 1300})
+            pg.wait_for_timeout(2500)
+            pg.screenshot(path=str(REPO / "docs" / "screenshots" / "drawing_pad.png"))
         browser.close()
 
     med = lambda k: statistics.median(x[k] for x in d)  # noqa: E731
