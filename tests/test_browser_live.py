@@ -118,6 +118,7 @@ def test_drag_repaints_during_the_drag_and_python_gets_the_final_z(server, ckpt_
         page.wait_for_timeout(100)
     assert float(slider.input_value()) == 0.0
 
+@pytest.mark.slow  # loads every checkpoint, in the test and in the page
 def test_browser_decoder_matches_torch(server, ckpt_dir, page):
     cks = [load_checkpoint(p) for p in list_checkpoints(ckpt_dir)]
     ids = [pack_decoder(ck.model).model_id for ck in cks]
