@@ -6,6 +6,7 @@ Images are float arrays in [0, 1] (grayscale) unless a function says otherwise. 
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -67,6 +68,14 @@ def png_bytes(img: np.ndarray, factor: int = 1) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(upscale(to_uint8(img), factor)).save(buf, format="PNG", optimize=True)
     return buf.getvalue()
+
+
+def png_data_uri(img: np.ndarray, factor: int = 1) -> str:
+    """``data:image/png;base64,...`` for a float (H, W) image: the picture travels inside the
+    page update itself, so the browser makes no second request for it (the slider's hot path)."""
+    buf = io.BytesIO()
+    Image.fromarray(upscale(to_uint8(img), factor)).save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def gif_bytes(frames: np.ndarray, factor: int = 4, duration_ms: int = 80, boomerang: bool = True) -> bytes:

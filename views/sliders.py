@@ -58,7 +58,7 @@ def _panel(ctx: ViewContext) -> None:
     st.session_state.setdefault(state.Z_KEY, {})[name] = [float(v) for v in z]
     with right:
         img = ctx.decode_now(z)
-        show(img, target=280, max_factor=8, caption="decoded mean E[x|z]")
+        show(img, target=280, max_factor=8, caption="decoded mean E[x|z]", inline=True)
         t = latent.typicality(z)
         st.markdown(
             f"**Under the prior:** :{VERDICT_COLOR[t.verdict]}[{t.verdict}]  \n"
