@@ -47,3 +47,13 @@ def test_gif_frames_and_loop():
     assert im2.n_frames == 4 and im2.size == (6, 6)
     with pytest.raises(ValueError):
         images.gif_bytes(np.zeros((0, 3, 3)))
+
+
+def test_png_data_uri_decodes_to_the_upscaled_image():
+    import base64
+
+    img = np.linspace(0, 1, 12, dtype=np.float32).reshape(4, 3)
+    uri = images.png_data_uri(img, factor=2)
+    assert uri.startswith("data:image/png;base64,")
+    back = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+    assert back.shape == (8, 6) and np.array_equal(back, images.display(img, 2))
