@@ -178,3 +178,13 @@ def test_ctrl_c_saves_resumable_checkpoint_and_resume_finishes(tiny_mnist, tmp_p
     assert done.returncode == 0, done.stderr
     final = load_checkpoint(out)
     assert final.state is None and len(final.meta["history"]) == 120
+
+
+def test_dynamic_binarisation_is_bernoulli_of_the_grey_level():
+    from trainer.train import binarize_batch
+
+    x = torch.tensor([[0.0, 0.1, 0.5, 0.9, 1.0]]).expand(40_000, 5).contiguous()
+    b = binarize_batch(x, torch.Generator().manual_seed(0))
+    assert set(b.unique().tolist()) <= {0.0, 1.0}
+    assert torch.allclose(b.mean(0), x[0], atol=0.01)
+    assert b[:, 0].sum() == 0 and b[:, 4].sum() == 40_000

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from trainer.checkpoint import load_checkpoint
 from trainer.train import (binarized_test_set, evaluate_elbo, iwae_log_likelihood_batched,
-                           to_model_input)
+                           matmul_precision, to_model_input)
 
 
 def evaluate(path: str | Path, k: int = 1000, n: int = 0, data_dir: str | None = None,
@@ -33,7 +33,9 @@ def evaluate(path: str | Path, k: int = 1000, n: int = 0, data_dir: str | None =
     if n:
         x = x[:n]
     t0 = time.perf_counter()
-    elbo = evaluate_elbo(ck.model, x, seed=seed)
+    with matmul_precision("highest"):  # reported numbers in exact float32
+        elbo = evaluate_elbo(ck.model, x, seed=seed)
+        ll = iwae_log_likelihood_batched(ck.model, x, k, seed=seed + 1, progress=progress) if k > 0 else None
     result = {
         "checkpoint": str(path),
         "dataset": name,
@@ -44,8 +46,7 @@ def evaluate(path: str | Path, k: int = 1000, n: int = 0, data_dir: str | None =
         "test_rec": elbo["rec"],
         "test_kl": elbo["kl"],
     }
-    if k > 0:
-        ll = iwae_log_likelihood_batched(ck.model, x, k, seed=seed + 1, progress=progress)
+    if ll is not None:
         result.update(test_iwae_ll=float(ll.mean()), k=k)
     result["seconds"] = time.perf_counter() - t0
     result["units"] = "nats per example"

@@ -140,6 +140,9 @@ class VAE(nn.Module):
         and the decoder's parameters (K, B, D)."""
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar, n_samples, generator)
+        if n_samples == 1:  # decode (B, J) as a plain matrix (cheaper than a batched (1, B, J) matmul)
+            a, b = self.decode_params(z[0])
+            return {"mu": mu, "logvar": logvar, "z": z, "dec": a[None], "dec_logvar": None if b is None else b[None]}
         a, b = self.decode_params(z)
         return {"mu": mu, "logvar": logvar, "z": z, "dec": a, "dec_logvar": b}
 

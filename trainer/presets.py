@@ -11,9 +11,9 @@ from trainer.train import TrainConfig
 CHECKPOINT_DIR = "checkpoints"
 
 _MNIST = dict(dataset="mnist", hidden=(512, 256), activation="relu", batch_size=128, lr=1e-3,
-              lr_schedule="cosine", lr_min=1e-5, kl_warmup_epochs=5, bf16=True)
+              lr_schedule="cosine", lr_min=1e-5, kl_warmup_epochs=5)
 _FREY = dict(dataset="frey", hidden=(200,), activation="tanh", batch_size=100, lr=1e-3,
-             lr_schedule="cosine", lr_min=1e-5, min_logvar=-6.0, bf16=True)
+             lr_schedule="cosine", lr_min=1e-5, min_logvar=-6.0)
 
 PRESETS: dict[str, dict] = {
     "mnist-z2": dict(_MNIST, z_dim=2, epochs=60, title="MNIST, 2-D latent"),
