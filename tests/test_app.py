@@ -16,7 +16,8 @@ from tests.explorer_fixtures import make_checkpoint
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 SHIPPED_DIR = models.REPO_ROOT / "checkpoints"
-VIEWS = ["Manifold grid", "Sliders", "Map", "Encode an upload", "Interpolate", "Model card"]
+VIEWS = ["Manifold grid", "Sliders", "Live", "Map", "Encode an upload", "Draw", "Interpolate", "Directions",
+         "Model card"]
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,10 @@ def _digit_png(w=90, h=120) -> bytes:
     return buf.getvalue()
 
 
+def _texts(at: AppTest) -> list[str]:
+    return [str(e.value) for group in (at.caption, at.markdown, at.info) for e in group]
+
+
 def _check_view(at: AppTest, view: str, z_dim: int, name: str, has_map: bool = True) -> None:
     assert not at.exception, f"{name} / {view}: {[e.value for e in at.exception]}"
     if view == "Manifold grid":
@@ -72,6 +77,12 @@ def _check_view(at: AppTest, view: str, z_dim: int, name: str, has_map: bool = T
         at.file_uploader(key="upload_file")
     elif view == "Interpolate":
         assert len(at.get("image")) == 1 and len(at.get("download_button")) == 2
+    elif view == "Live":  # the browser-side decoder; server side it states the weights it sent
+        assert any("decoder weights" in t for t in _texts(at))
+    elif view == "Draw":
+        assert any("Draw a" in t for t in _texts(at))
+    elif view == "Directions":
+        assert len(at.get("image")) >= 1 or at.info
     elif view == "Model card":
         # training curves, and KL per dimension when the checkpoint has what it takes
         assert len(at.get("plotly_chart")) in (1, 2) and len(at.get("image")) == 1 and len(at.get("metric")) == 4
