@@ -29,7 +29,7 @@ THROWAWAY = {  # name: (hidden, z_dim, activation, likelihood, image_shape, data
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ckpt_dir(tmp_path_factory):
     shipped = REPO / "checkpoints"
     if list_checkpoints(shipped):
@@ -42,13 +42,13 @@ def ckpt_dir(tmp_path_factory):
     return d
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(ckpt_dir):
     with streamlit_server(APP, env={"VAE_CHECKPOINT_DIR": str(ckpt_dir)}) as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed with the module: one sync_playwright() may run at a time
 def browser():
     from playwright.sync_api import sync_playwright
 
