@@ -58,6 +58,24 @@ def display(img: np.ndarray, factor: int = 6) -> np.ndarray:
     return upscale(to_uint8(img), factor)
 
 
+def letterbox(img: np.ndarray, size: int, pad_value: float = 0.5) -> np.ndarray:
+    """A float (h, w) image fitted into a (size, size) canvas of ``pad_value``, centred, its
+    proportions kept: small images grow by the largest integer factor (crisp pixels), large
+    ones shrink smoothly. Every step of a pipeline is then shown at one size, framed."""
+    a = np.asarray(img, dtype=np.float32)
+    h, w = a.shape
+    if max(h, w) <= size:
+        up = upscale(a, max(1, size // max(h, w)))
+    else:
+        s = size / max(h, w)
+        im = Image.fromarray(a).resize((max(1, round(w * s)), max(1, round(h * s))), Image.BILINEAR)
+        up = np.asarray(im, dtype=np.float32)
+    out = np.full((size, size), pad_value, np.float32)
+    top, left = (size - up.shape[0]) // 2, (size - up.shape[1]) // 2
+    out[top : top + up.shape[0], left : left + up.shape[1]] = up
+    return out
+
+
 def auto_factor(shape: tuple[int, int], target: int = 280, max_factor: int = 8) -> int:
     """An integer upscale that brings the longer side near ``target`` pixels (1..max_factor)."""
     return int(max(1, min(max_factor, target // max(1, max(shape)))))

@@ -57,3 +57,16 @@ def test_png_data_uri_decodes_to_the_upscaled_image():
     assert uri.startswith("data:image/png;base64,")
     back = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
     assert back.shape == (8, 6) and np.array_equal(back, images.display(img, 2))
+
+
+def test_letterbox_centres_and_keeps_proportions():
+    img = np.ones((20, 6), np.float32)
+    out = images.letterbox(img, 140, pad_value=0.5)
+    assert out.shape == (140, 140)
+    cols = np.where((out == 1.0).any(0))[0]
+    rows = np.where((out == 1.0).any(1))[0]
+    assert len(rows) == 140 and len(cols) == 42 and abs((cols[0] + cols[-1]) / 2 - 69.5) <= 1
+    big = images.letterbox(np.ones((700, 350)), 140, pad_value=0.0)  # larger than the box: shrunk to fit
+    assert big.shape == (140, 140)
+    cols = np.where(big[70] > 0.5)[0]
+    assert big[:, 70].min() > 0.5 and len(cols) == 70

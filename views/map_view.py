@@ -40,8 +40,12 @@ def render(ctx: ViewContext) -> None:
     if not rows:
         st.info("No points selected yet.")
         return
-    shown = np.asarray(rows[:MAX_SHOWN])
-    st.markdown(f"**{len(rows)} selected**" + (f" (showing the first {MAX_SHOWN})" if len(rows) > MAX_SHOWN else ""))
+    # A big box or lasso selection comes back trace by trace (label 0 first): show an even spread
+    # of the selection rather than its first rows, so every selected region is represented.
+    rows = np.asarray(rows)
+    shown = rows[np.linspace(0, len(rows) - 1, MAX_SHOWN).round().astype(int)] if len(rows) > MAX_SHOWN else rows
+    st.markdown(f"**{len(rows)} selected**" + (f" (showing {MAX_SHOWN} spread over the selection)"
+                                               if len(rows) > MAX_SHOWN else ""))
     st.button("Send the first selected point to the sliders", key=f"map.{name}.send",
               on_click=state.set_z, args=(name, mu[shown[0]]))
     ncols = min(12, len(shown))

@@ -50,12 +50,9 @@ def render(ctx: ViewContext) -> None:
     st.markdown(f"**Preprocessing** ({prep.format}, {prep.size[0]}x{prep.size[1]} px)")
     cols = st.columns(len(prep.steps))
     for c, s in zip(cols, prep.steps):
-        img = s.image
-        h, w = img.shape
-        # Every step drawn with its longer side at STEP_PX, pixels kept square and crisp.
-        factor = max(1, STEP_PX // max(h, w))
-        c.image(images.display(img, factor), caption=f"{s.title}: {s.note}" if s.note else s.title,
-                width=max(1, round(STEP_PX * w / max(h, w))), output_format="PNG")
+        # Every step in the same STEP_PX square (grey frame), so the captions line up and wrap by word.
+        c.image(images.to_uint8(images.letterbox(s.image, STEP_PX)),
+                caption=f"{s.title}: {s.note}" if s.note else s.title, output_format="PNG")
     left, right = st.columns([1, 1])
     with left:
         st.plotly_chart(figures.mu_sigma_figure(mu, logvar), key=f"upload.{name}.musigma")
