@@ -14,6 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import streamlit as st
+import torch
+
+# Every decode here is a handful of small matmuls: one thread answers faster than two that must
+# wake and sync (and does not collapse when the other core is busy).
+torch.set_num_threads(1)
 
 from explorer import models
 from views import directions, drawing_pad, interpolate, live, manifold, map_view, model_card, sliders, upload
