@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import plotly.graph_objects as go
 
-from trainer.directions import (ARRAY_PREFIX, METHOD_LABELS, binary_quality, classifier_normal, mean_difference,
-                                project_out, unit)
+# METHOD_LABELS and compute_directions are also the app's entry points (views import explorer only).
+from trainer.directions import (ARRAY_PREFIX, METHOD_LABELS, binary_quality, classifier_normal, compute_directions,
+                                mean_difference, project_out, unit)
 
 FILE_FORMAT = "vae-latent-explorer-directions"
 FILE_VERSION = 1

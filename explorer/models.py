@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from trainer.checkpoint import Checkpoint, CheckpointError, list_checkpoints, load_checkpoint, read_metadata
+from trainer.model import count_parameters
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR_ENV = "VAE_CHECKPOINT_DIR"
@@ -152,6 +153,11 @@ def architecture(ck: Checkpoint) -> str:
     enc = "-".join(str(s) for s in (c.x_dim, *c.hidden, c.z_dim))
     dec = "-".join(str(s) for s in (c.z_dim, *reversed(c.hidden), c.x_dim))
     return f"{enc} encoder, {dec} decoder, {c.activation}, {c.likelihood} likelihood"
+
+
+def n_parameters(ck: Checkpoint) -> int:
+    """Number of weights in the model (encoder and decoder)."""
+    return count_parameters(ck.model)
 
 
 def kl_per_dim(ck: Checkpoint) -> np.ndarray | None:

@@ -13,8 +13,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import models, originals, preprocess
-from explorer.models import ModelEntry
-from trainer.checkpoint import Checkpoint
+from explorer.models import Checkpoint, ModelEntry
 from views import state
 
 

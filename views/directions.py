@@ -19,7 +19,6 @@ import streamlit as st
 
 from explorer import directions as ed
 from explorer import figures, images
-from trainer.directions import METHOD_LABELS
 from views import state
 from views.context import ViewContext
 from views.display import show
@@ -33,14 +32,13 @@ GALLERY = 24
 @st.cache_data(show_spinner="Computing directions from the dataset...", max_entries=8)
 def _computed_builtin(path: str, mtime: float) -> tuple[dict, dict] | str:
     """The built-in directions of a checkpoint that carries none, or an error message."""
-    from trainer.directions import compute_directions
     from views.context import load_model
 
     ck, err = load_model(path, mtime)
     if ck is None:
         return err
     try:
-        arrays, meta = compute_directions(ck)
+        arrays, meta = ed.compute_directions(ck)
     except (ValueError, OSError) as e:
         return str(e).splitlines()[0]
     return {"direction." + k: v for k, v in arrays.items()}, {"directions": meta}
@@ -153,7 +151,7 @@ def _edit_panel(ctx: ViewContext, dirs: list[ed.Direction], mu: np.ndarray | Non
             st.plotly_chart(ed.projection_figure(mu, first, base, result, groups=groups), key=f"{k}.hist")
     with st.expander("Quality of every direction"):
         st.dataframe(
-            [{"direction": d.label, "method": METHOD_LABELS.get(d.method, d.method), "held-out": ed.quality_text(d),
+            [{"direction": d.label, "method": ed.METHOD_LABELS.get(d.method, d.method), "held-out": ed.quality_text(d),
               "source": d.source} for d in dirs],
             hide_index=True,
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer import figures, images, latent, models
-from trainer.model import count_parameters
 from views.context import ViewContext
 from views.display import show
 
@@ -31,7 +30,7 @@ def render(ctx: ViewContext) -> None:
     c[3].metric(f"log p(x) estimate{f' (k={k})' if k else ''}",
                 _fmt(m["test_iwae_ll"]) if "test_iwae_ll" in m else "n/a")
     st.markdown(
-        f"- **Architecture:** {models.architecture(ck)} ({count_parameters(ck.model):,} parameters)\n"
+        f"- **Architecture:** {models.architecture(ck)} ({models.n_parameters(ck):,} parameters)\n"
         f"- **Image size:** {ctx.image_shape[0]}x{ctx.image_shape[1]}; **file:** `{ck.path.name}`\n"
         + (f"- **Test examples:** {m['n_test']}\n" if "n_test" in m else "")
         + (f"- **Training time:** {meta['wall_time_s'] / 60:.1f} min\n" if meta.get("wall_time_s") else "")
