@@ -12,13 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 
-import numpy as np
 import streamlit as st
 
-from explorer import figures, images, latent, neighbors, preprocess
-from views import state
+from explorer import figures, neighbors, preprocess
 from views.context import ViewContext, prepared_upload
-from views.display import show
+from views.display import show_encoding
 
 _PAD_JS = r"""
 function createPad(root) {
@@ -148,13 +146,8 @@ def _panel(ctx: ViewContext) -> None:
         mid.info(f"{e}. Draw {what} on the pad.")
         return
     with mid:
-        rec = ctx.decode(mu)
-        pair = images.tile(np.stack([prep.x, rec]), ncols=2, pad=2)
-        show(pair, target=320, max_factor=8, caption="model input | reconstruction (decoded mu)")
-        t = latent.typicality(mu)
-        st.caption(f"||mu||² at the {100 * t.percentile:.1f}th percentile of χ²({ctx.z_dim}): {t.verdict}")
-        st.button("Use as the current point", key=f"draw.{name}.send", on_click=state.set_z, args=(name, mu),
-                  type="primary")
+        show_encoding(ctx, prep.x, mu, "Use as the current point", f"draw.{name}.send",
+                      ":gray[||mu||² at the {pct}th percentile of χ²({J}): {verdict}]")
     with right:
         fig = figures.mu_sigma_figure(mu, logvar)
         fig.update_layout(height=max(200, 22 * ctx.z_dim + 90), title="q(z|drawing): mu ± sigma (grey: prior ±1 SD)")

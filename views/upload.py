@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 import streamlit as st
 
-from explorer import figures, images, latent, neighbors, preprocess
+from explorer import figures, images, neighbors, preprocess
 from explorer.originals import originals_for_rows
 from views import state
 from views.context import ViewContext
-from views.display import show
+from views.display import show, show_encoding
 
 STEP_PX = 140
 
@@ -57,12 +56,8 @@ def render(ctx: ViewContext) -> None:
     with left:
         st.plotly_chart(figures.mu_sigma_figure(mu, logvar), key=f"upload.{name}.musigma")
     with right:
-        rec = ctx.decode(mu)
-        pair = images.tile(np.stack([prep.x, rec]), ncols=2, pad=2)
-        show(pair, target=320, max_factor=8, caption="model input | reconstruction (decoded mu)")
-        t = latent.typicality(mu)
-        st.markdown(f"**Encoding under the prior:** {t.verdict} (||mu||² at the {100 * t.percentile:.1f}th percentile of χ²({ctx.z_dim}))")
-        st.button("Send to sliders", key=f"upload.{name}.send", on_click=state.set_z, args=(name, mu), type="primary")
+        show_encoding(ctx, prep.x, mu, "Send to sliders", f"upload.{name}.send",
+                      "**Encoding under the prior:** {verdict} (||mu||² at the {pct}th percentile of χ²({J}))")
     test_mu = ctx.array("test_mu")
     if test_mu is None:
         st.caption(ctx.problems.get("test_mu", "No encoded test set: no neighbours or map."))
