@@ -188,3 +188,5 @@ def test_dynamic_binarisation_is_bernoulli_of_the_grey_level():
     assert set(b.unique().tolist()) <= {0.0, 1.0}
     assert torch.allclose(b.mean(0), x[0], atol=0.01)
     assert b[:, 0].sum() == 0 and b[:, 4].sum() == 40_000
+    u = torch.rand(x.shape, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(b, (u < x).float())  # the same draw as comparing with a uniform

@@ -139,7 +139,9 @@ def binarize_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     ``u < x`` with u ~ U(0, 1) is exactly Bernoulli(x) and, on the CPU, three times faster than
     ``torch.bernoulli`` with a generator (measured in bench/throughput.py's profile: 0.37 vs
     1.1 ms per 128x784 batch, a quarter of a training step)."""
-    return (torch.rand(x.shape, generator=generator) < x).to(x.dtype)
+    # ceil(x - u) is 1 where u < x and 0 (or -0.0) elsewhere: the same draw as (u < x).float()
+    # without a bool tensor and a dtype conversion on the hot path.
+    return (x - torch.rand(x.shape, generator=generator, dtype=x.dtype)).ceil_()
 
 
 def binarized_test_set(x: torch.Tensor) -> torch.Tensor:
