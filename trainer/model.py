@@ -108,7 +108,7 @@ class VAE(nn.Module):
     ) -> torch.Tensor:
         """z = mu + sigma * eps, eps ~ N(0, I) (eq. 10). (B, J) -> (K, B, J)."""
         eps = torch.randn((n_samples, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
-        return mu + torch.exp(0.5 * logvar) * eps
+        return eps.mul_(torch.exp(0.5 * logvar)).add_(mu)  # in place on the fresh eps: no temporaries
 
     def decode_params(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """p(x|z) parameters for ``z`` (..., J): Bernoulli ``(logits, None)`` or Gaussian

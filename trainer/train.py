@@ -141,7 +141,7 @@ def binarize_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     1.1 ms per 128x784 batch, a quarter of a training step)."""
     # ceil(x - u) is 1 where u < x and 0 (or -0.0) elsewhere: the same draw as (u < x).float()
     # without a bool tensor and a dtype conversion on the hot path.
-    return (x - torch.rand(x.shape, generator=generator, dtype=x.dtype)).ceil_()
+    return torch.rand(x.shape, generator=generator, dtype=x.dtype).neg_().add_(x).ceil_()
 
 
 def binarized_test_set(x: torch.Tensor) -> torch.Tensor:
@@ -343,9 +343,10 @@ def train(cfg: TrainConfig, resume: bool = False,
                 if cfg.bf16:
                     out_b = {k: (v.float() if v is not None else None) for k, v in out_b.items()}
                 parts = loss_function(xb, out_b, beta_at(cfg, step, steps_per_epoch))
-                if not torch.isfinite(parts["loss"]):
+                loss_value = parts["loss"].item()
+                if not math.isfinite(loss_value):
                     raise TrainingDiverged(
-                        f"loss became {parts['loss'].item()} at epoch {epoch + 1}, batch {batch_idx}; "
+                        f"loss became {loss_value} at epoch {epoch + 1}, batch {batch_idx}; "
                         f"stopped. The last good checkpoint ({out}, end of epoch {epoch}) is kept. "
                         f"Try a lower --lr or a higher --min-logvar.")
                 opt.zero_grad(set_to_none=True)
