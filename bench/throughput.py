@@ -146,6 +146,9 @@ def main() -> None:
         results["ours_autocast"].append(ours_epoch(data_dir, bf16=True, precision="highest"))
         results["gemm_floor"].append(gemm_floor())
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in results.items()), flush=True)
+    ratios = [o / b for o, b in zip(results["ours"], results["baseline"])]
+    print("ours / baseline per round (each pair measured back to back): "
+          + ", ".join(f"{r:.2f}" for r in ratios) + f"; median {statistics.median(ratios):.2f}")
     base = statistics.median(results["baseline"])
     floor = statistics.median(results["gemm_floor"])
     print(f"\n{'loop':<14} {'median samples/s':>18} {'x baseline':>11} {'of 40k floor':>13} {'of measured fp32 GEMM floor':>28}")

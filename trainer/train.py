@@ -353,7 +353,7 @@ def train(cfg: TrainConfig, resume: bool = False,
                 parts["loss"].backward()
                 opt.step()
                 with torch.no_grad():
-                    sums += torch.stack((parts["elbo"], parts["rec"], parts["kl"])) * xb.shape[0]
+                    sums.add_(torch.stack((parts["elbo"], parts["rec"], parts["kl"])), alpha=xb.shape[0])
                 batch_idx += 1
                 step += 1
                 if bar is not None:
