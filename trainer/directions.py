@@ -48,11 +48,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import spearmanr
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import GroupKFold, KFold
-from threadpoolctl import threadpool_limits
+# scikit-learn and scipy.stats are imported inside the functions that fit or score: the app
+# imports this module at start-up and only needs them when a direction is (re)computed.
 
 METHODS = ("mean_difference", "classifier", "regression")
 METHOD_LABELS = {
@@ -114,6 +111,7 @@ def classifier_normal(z: np.ndarray, y: np.ndarray, C: float = 1.0) -> np.ndarra
     Classes are weighted to balance (smiles are a quarter of Frey Face), and z is centred and
     scaled by one common factor (see :func:`_centre_and_scale`), so the normal in the scaled
     space is also the normal in z space."""
+    from sklearn.linear_model import LogisticRegression
     z = _check_z(z, "classifier_normal z")
     y = np.asarray(y).reshape(-1)
     if y.shape[0] != z.shape[0]:
@@ -206,6 +204,7 @@ def fit_direction(method: str, z: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def _folds(n: int, groups: np.ndarray | None, n_folds: int, seed: int):
+    from sklearn.model_selection import GroupKFold, KFold
     if groups is not None:
         k = min(n_folds, len(np.unique(groups)))
         return list(GroupKFold(n_splits=k).split(np.zeros(n), groups=groups))
@@ -221,6 +220,8 @@ def binary_quality(method: str, z: np.ndarray, y: np.ndarray, groups: np.ndarray
     out-of-fold predictions), auc (mean over folds that hold both classes), majority (accuracy
     of always guessing the commoner class), folds, n}. Folds whose training part lacks a
     class are skipped."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
     z = _check_z(z, "binary_quality z")
     y = np.asarray(y).astype(bool)
     pred = np.full(len(y), -1, dtype=np.int8)
@@ -259,6 +260,7 @@ def continuous_quality(method: str, z: np.ndarray, values: np.ndarray, groups: n
     training projections predicts the held-out values. Returns {r2 (pooled out-of-fold
     predictions), spearman (mean over folds of the rank correlation between projection and
     value), folds, n}."""
+    from scipy.stats import spearmanr
     z = _check_z(z, "continuous_quality z")
     v = np.asarray(values, dtype=np.float64)
     pred = np.full(len(v), np.nan)
@@ -430,6 +432,7 @@ def compute_directions(ck, data_dir: str | os.PathLike | None = None) -> tuple[d
     ``{name: {method: entry}}`` (see :func:`direction_entry`). ``data_dir``: the datasets
     folder (default :func:`trainer.data.default_data_dir`). Raises ValueError for a dataset
     without built-in directions or a checkpoint without ``test_mu``."""
+    from threadpoolctl import threadpool_limits
     dataset = ck.meta.get("dataset")
     if "test_mu" not in ck.arrays:
         raise ValueError(f"{ck.path}: no test_mu array; retrain it with the current trainer")
