@@ -3,57 +3,21 @@ browser benchmark (``bench/browser_latency.py``). Never `playwright install`."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
+# One implementation of "serve on loopback, drive Debian chromium" for every browser test and bench.
+from tests.apps.serve import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 IMG = '[data-testid="stImage"] img'
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "IMG", "ROOT", "serve", "wait_images", "wait_idle", "open_tab", "ARM_SLIDER_TIMER"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve(checkpoint_dir: Path, port: int | None = None, timeout: float = 60.0):
-    """Run ``streamlit run streamlit_app.py`` on loopback; yields the base URL."""
-    port = port or free_port()
-    env = dict(os.environ, VAE_CHECKPOINT_DIR=str(checkpoint_dir))
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-                raise RuntimeError(f"streamlit did not start on {url}:\n{out[-2000:]}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def serve(checkpoint_dir: Path, timeout: float = 60.0):
+    """Run the app (``streamlit_app.py``) on a free loopback port over ``checkpoint_dir``;
+    a context manager yielding the base URL."""
+    return streamlit_server(ROOT / "streamlit_app.py", env={"VAE_CHECKPOINT_DIR": str(checkpoint_dir)},
+                            timeout=timeout)
 
 
 def wait_images(page, n: int = 1, timeout: float = 30_000) -> None:
