@@ -7,6 +7,7 @@ path and mtime plus the parameters, so a replaced checkpoint file is never serve
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,15 +33,21 @@ def decoded(path: str, mtime: float, z: np.ndarray) -> np.ndarray:
     return models.decode(ck, z)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
 def prepared_upload(path: str, mtime: float, data: bytes, name: str) -> tuple[preprocess.Prepared, np.ndarray, np.ndarray]:
     """An upload preprocessed for this model and encoded: (Prepared, mu (J,), logvar (J,)).
-    Raises :class:`explorer.preprocess.UploadError` for a bad file (not cached)."""
+    Raises :class:`explorer.preprocess.UploadError` for a bad file (not cached). Cached on the
+    bytes' SHA-1, so a rerun (every slider move) does not hash megabytes of upload again."""
+    return _prepared_upload(path, mtime, hashlib.sha1(data).hexdigest(), name, data)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _prepared_upload(path: str, mtime: float, sha1: str, name: str, _data: bytes):
+    """The cached body of :func:`prepared_upload`; ``_data`` (not hashed) is the file whose SHA-1 is ``sha1``."""
     ck, err = load_model(path, mtime)
     if ck is None:
         raise RuntimeError(err)
     style = preprocess.style_for_dataset(ck.meta.get("dataset", ""))
-    prep = preprocess.prepare(data, style, ck.image_shape, name=name)
+    prep = preprocess.prepare(_data, style, ck.image_shape, name=name)
     mu, logvar = models.encode(ck, prep.x)
     return prep, mu, logvar
 
@@ -101,7 +108,7 @@ class ViewContext:
         if not up:
             return None
         try:
-            return prepared_upload(str(self.entry.path), self.entry.mtime, up["data"], up["name"])
+            return _prepared_upload(str(self.entry.path), self.entry.mtime, up["sha1"], up["name"], up["data"])
         except preprocess.UploadError as e:
             return str(e)
 
