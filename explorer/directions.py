@@ -27,8 +27,15 @@ import numpy as np
 import plotly.graph_objects as go
 
 # METHOD_LABELS and compute_directions are also the app's entry points (views import explorer only).
-from trainer.directions import (ARRAY_PREFIX, METHOD_LABELS, binary_quality, classifier_normal, compute_directions,
-                                mean_difference, project_out, unit)
+from trainer.directions import (
+    ARRAY_PREFIX,
+    METHOD_LABELS,
+    binary_quality,
+    classifier_normal,
+    mean_difference,
+    project_out,
+    unit,
+)
 
 FILE_FORMAT = "vae-latent-explorer-directions"
 FILE_VERSION = 1

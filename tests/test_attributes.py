@@ -20,7 +20,6 @@ from trainer.attributes import (
 from trainer.data import default_data_dir
 
 
-
 def draw_bar(width: float, height: float, slant: float = 0.0, size=(28, 28),
              centre=(14.0, 14.0), supersample: int = 8) -> np.ndarray:
     """Anti-aliased parallelogram, as a handwritten stroke is after MNIST's own anti-aliasing.

@@ -17,7 +17,6 @@ from PIL import Image
 from trainer import data as D
 from trainer.data import DataError, DataWarning, load_dataset, load_frey, load_image_folder, load_mnist
 
-
 # --------------------------------------------------------------------------- synthetic MNIST
 
 

@@ -1,7 +1,6 @@
 """Plotly figures and reading a selection back."""
 
 import numpy as np
-import plotly.graph_objects as go
 
 from explorer import figures
 

@@ -48,6 +48,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+
 # scikit-learn and scipy.stats are imported inside the functions that fit or score: the app
 # imports this module at start-up and only needs them when a direction is (re)computed.
 

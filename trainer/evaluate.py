@@ -11,8 +11,13 @@ import time
 from pathlib import Path
 
 from trainer.checkpoint import load_checkpoint
-from trainer.train import (binarized_test_set, evaluate_elbo, iwae_log_likelihood_batched,
-                           matmul_precision, to_model_input)
+from trainer.train import (
+    binarized_test_set,
+    evaluate_elbo,
+    iwae_log_likelihood_batched,
+    matmul_precision,
+    to_model_input,
+)
 
 
 def evaluate(path: str | Path, k: int = 1000, n: int = 0, data_dir: str | None = None,

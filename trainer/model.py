@@ -65,7 +65,7 @@ class VAEConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "VAEConfig":
+    def from_dict(cls, d: dict) -> VAEConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:

@@ -57,7 +57,6 @@ def render(ctx: ViewContext) -> None:
     with c2:
         imgs = ctx.decode(z)  # (n, n, H, W)
         pic = images.tile(imgs, pad=1)
-        factor = images.auto_factor(pic.shape, target=640, max_factor=6)
         show(pic, f"{n}x{n} decoded means: {axes}", target=640, max_factor=6)
         st.download_button("Download PNG", images.png_bytes(pic, factor=2), file_name=f"{name}-grid.png",
                            mime="image/png", key=f"{k}.png", on_click="ignore")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer import images, latent
+from explorer import latent
 from views import state
 from views.context import ViewContext
 from views.display import show
