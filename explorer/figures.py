@@ -1,4 +1,5 @@
-"""Plotly figures for the app: the latent map, training curves, KL per dimension, mu +- sigma.
+"""Plotly figures for the app: the latent map, training curves, KL per dimension, mu +- sigma,
+the test set projected onto a direction.
 
 Functions take arrays and return ``plotly.graph_objects.Figure``; nothing here draws a page.
 """
@@ -190,4 +191,41 @@ def typicality_figure(abs_sd: np.ndarray) -> go.Figure:
     fig.add_hline(y=3, line_dash="dot", line_color="#d62728")
     fig.update_layout(height=200, margin=dict(l=10, r=10, t=30, b=10), yaxis_title="|z| (SD)",
                       title="distance from the prior's centre per dimension")
+    return fig
+
+
+def projection_figure(mu: np.ndarray, d, base: np.ndarray | None = None, result: np.ndarray | None = None,
+                      groups: Mapping[str, Sequence[int]] | None = None, bins: int = 60) -> go.Figure:
+    """Histogram of the test set ``mu`` (N, J) projected onto the direction ``d`` (an
+    :class:`explorer.directions.Direction`: unit ``vector`` (J,), ``spread``, ``title``), in
+    test-set SDs from the test set's mean along it, with vertical markers where ``base`` and
+    ``result`` (J,) fall. ``groups``: optional name -> rows, overlaid as extra histograms (e.g.
+    a user's groups A and B)."""
+    mu = np.asarray(mu, dtype=np.float64)
+    p_all = mu @ d.vector
+    centre, s = float(p_all.mean()), d.spread or 1.0
+
+    def pos(z):
+        return (float(np.asarray(z, dtype=np.float64) @ d.vector) - centre) / s
+
+    x = (p_all - centre) / s
+    fig = go.Figure()
+    fig.add_trace(go.Histogram(x=x, nbinsx=bins, name="test set", marker_color="#9aa7b8", opacity=0.8))
+    colours = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+    for i, (name, rows) in enumerate((groups or {}).items()):
+        r = np.asarray(rows, dtype=np.int64)
+        if r.size:
+            fig.add_trace(go.Histogram(x=x[r], nbinsx=bins, name=name, marker_color=colours[i % len(colours)],
+                                       opacity=0.7))
+    for z, name, colour, dash in ((base, "base", "#1f77b4", "dash"), (result, "result", "#d62728", "solid")):
+        if z is not None:
+            v = pos(z)
+            fig.add_vline(x=v, line_color=colour, line_dash=dash, line_width=3)
+            fig.add_trace(go.Scatter(x=[v], y=[0], mode="markers", name=f"{name} ({v:+.2f})",
+                                     marker=dict(color=colour, size=12, symbol="triangle-up")))
+    fig.update_layout(
+        barmode="overlay", height=300, margin=dict(l=10, r=10, t=40, b=10),
+        title=f"Test set along {d.title}", xaxis_title="position along the direction (test-set SDs from the mean)",
+        yaxis_title="test points", legend=dict(orientation="h", y=-0.3),
+    )
     return fig

@@ -1,15 +1,15 @@
 """Latent directions: planted-direction recovery by every method, conditional projection,
-quality scores, storing in a checkpoint, the app-side edits, and the user JSON file."""
+quality scores, storing in a checkpoint, the app-side edits and user directions, the
+projection histogram. The user file: test_directions_file.py; the groups: test_direction_groups.py."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 import torch
 
 from explorer import directions as ed
+from explorer import figures
 from tests.explorer_fixtures import make_checkpoint
 from trainer import directions as td
 from trainer.checkpoint import load_checkpoint
@@ -187,46 +187,45 @@ def test_user_directions_from_groups(planted):
         ed.user_directions(z, "x", [len(z)], [2])
 
 
-def test_json_round_trip():
-    groups = {"thin ones": {"pos": [5, 1, 3], "neg": [0, 2]}, "b": {"pos": [7], "neg": [8, 9]}}
-    vectors = {"v1": [0.5, -1.0, 2.0]}
-    data = ed.export_json("m", "mnist", 10, 3, groups, vectors)
-    g, v = ed.import_json(data, "mnist", 10, 3)
-    assert g == {"thin ones": {"pos": [1, 3, 5], "neg": [0, 2]}, "b": {"pos": [7], "neg": [8, 9]}}
-    assert v == vectors
-    # groups are tied to the dataset's test set, not the latent size
-    g2, _ = ed.import_json(ed.export_json("m", "mnist", 10, 3, groups), "mnist", 10, 20)
-    assert g2 == g
+def test_user_directions_are_the_trainer_fits(planted):
+    """The app's user directions are the trainer's fits and spread, not a copy of the maths."""
+    z, _, y, _ = planted
+    pos, neg = np.flatnonzero(y)[:300], np.flatnonzero(~y)[:300]
+    rows = np.concatenate([pos, neg])
+    target = np.isin(rows, pos)
+    for d in ed.user_directions(z, "mine", pos, neg):
+        assert np.array_equal(d.vector, td.fit_direction(d.method, z[rows], target))
+        assert d.spread == td.direction_spread(z, d.vector) == float(np.std(z @ d.vector))
+        assert d.quality == td.binary_quality(d.method, z[rows], target)
 
 
-@pytest.mark.parametrize("data, match", [
-    (b"{not json", "not valid JSON"),
-    (b"\xff\xfe", "UTF-8"),
-    (b"[1, 2]", "not a directions file"),
-    (json.dumps({"format": ed.FILE_FORMAT, "version": 99}), "version 99"),
-    (json.dumps({"format": ed.FILE_FORMAT, "version": 1, "dataset": "frey"}), "made for dataset 'frey'"),
-    (json.dumps({"format": ed.FILE_FORMAT, "version": 1, "dataset": "mnist", "groups": []}), "must be JSON objects"),
-    (json.dumps({"format": ed.FILE_FORMAT, "version": 1, "dataset": "mnist",
-                 "groups": {"a": {"pos": [1], "neg": [10]}}}), "row 10 is outside"),
-    (json.dumps({"format": ed.FILE_FORMAT, "version": 1, "dataset": "mnist",
-                 "groups": {"a": {"pos": [1, 2], "neg": [2]}}}), "in both"),
-    (json.dumps({"format": ed.FILE_FORMAT, "version": 1, "dataset": "mnist",
-                 "groups": {"a": {"pos": [], "neg": [2]}}}), "non-empty list"),
-    (json.dumps({"format": ed.FILE_FORMAT, "version": 1, "dataset": "mnist",
-                 "groups": {"a": {"pos": [1.5], "neg": [2]}}}), "integer rows"),
-    (json.dumps({"format": ed.FILE_FORMAT, "version": 1, "dataset": "mnist",
-                 "groups": {"": {"pos": [1], "neg": [2]}}}), "a name must be"),
-    (json.dumps({"format": ed.FILE_FORMAT, "version": 1, "dataset": "mnist", "vectors": {"v": [1, 2]}}),
-     "expected 3 numbers"),
-    (json.dumps({"format": ed.FILE_FORMAT, "version": 1, "dataset": "mnist", "vectors": {"v": [1, "x", 2]}}),
-     "finite number"),
-    (json.dumps({"format": ed.FILE_FORMAT, "version": 1, "dataset": "mnist", "vectors": {"v": [0, 0, 0]}}),
-     "zero length"),
-])
-def test_json_bad_files(data, match):
-    with pytest.raises(ed.DirectionsFileError, match=match) as e:
-        ed.import_json(data, "mnist", 10, 3, filename="up.json")
-    assert str(e.value).startswith("up.json") and "\n" not in str(e.value)
+def test_direction_spread_fallbacks():
+    u = np.array([1.0, 0.0])
+    assert td.direction_spread(None, u) == 1.0 and td.direction_spread(np.ones((1, 2)), u) == 1.0
+    assert td.direction_spread(np.ones((5, 2)), u) == 1.0  # no spread along u: amounts stay finite
+    assert td.direction_spread(np.array([[0.0, 5], [2, 5]]), u) == 1.0 and td.direction_spread(
+        np.array([[0.0, 5], [4, 5]]), u) == 2.0
+
+
+def test_group_digest_keys_on_content():
+    d = ed.group_digest([1, 2, 3], [4])
+    assert d == ed.group_digest(np.array([1, 2, 3]), (4,))
+    others = [ed.group_digest([1, 2], [3, 4]), ed.group_digest([4], [1, 2, 3]), ed.group_digest([1, 2, 3], [5])]
+    assert len({d, *others}) == 4
+
+
+@pytest.mark.parametrize("entry", [None, [], "x", {"spread": "abc", "quality": [1], "label": None},
+                                   {"spread": float("nan"), "quality": {"accuracy": "high", "auc": True}},
+                                   {"spread": -1, "quality": None}])
+def test_builtin_directions_ignore_wrong_typed_meta(entry):
+    """A checkpoint's direction entry of the wrong type is ignored field by field, not a crash."""
+    mu = np.random.default_rng(0).standard_normal((30, 3))
+    arrays = {"direction.smile.classifier": np.array([1.0, 0.0, 0.0])}
+    for meta in ({"directions": {"smile": {"classifier": entry}}}, {"directions": {"smile": entry}},
+                 {"directions": entry}):
+        (d,) = ed.builtin_directions(arrays, meta, 3, mu)
+        assert d.spread == td.direction_spread(mu, d.vector) and isinstance(ed.quality_text(d), str)
+        assert ed.quality_table([d])[0]["direction"] == "smile"
 
 
 def test_projection_figure_marks_base_and_result():
@@ -235,7 +234,7 @@ def test_projection_figure_marks_base_and_result():
     d = ed.Direction(key="k", name="k", method="regression", label="K", vector=td.unit([1.0, 0, 0, 0]),
                      spread=float(mu[:, 0].std()))
     base, result = np.zeros(4), np.array([d.spread * 2 + mu[:, 0].mean(), 0, 0, 0])
-    fig = ed.projection_figure(mu, d, base, result, groups={"A": np.arange(10)})
+    fig = figures.projection_figure(mu, d, base, result, groups={"A": np.arange(10)})
     names = [t.name for t in fig.data]
     assert names[:2] == ["test set", "A"] and any(n.startswith("result (+2.00") for n in names)
     assert len(fig.layout.shapes) == 2  # the two vertical lines

@@ -172,7 +172,8 @@ def project_out(direction: np.ndarray, hold_directions) -> np.ndarray:
         for b in basis:
             r -= (r @ b) * b
     if np.linalg.norm(r) < 1e-8 * max(1.0, np.linalg.norm(d)):
-        raise ValueError("project_out: the direction lies in the span of the held directions; nothing is left to move along")
+        raise ValueError("project_out: the direction lies in the span of the held directions; "
+                         "nothing is left to move along")
     return r
 
 
@@ -283,6 +284,17 @@ def continuous_quality(method: str, z: np.ndarray, values: np.ndarray, groups: n
     }
 
 
+def direction_spread(z: np.ndarray | None, d: np.ndarray) -> float:
+    """Standard deviation of the points ``z`` (N, J) along the unit direction ``d`` (J,): the
+    "test-set SD" in which the app measures amounts. 1.0 when there are fewer than 2 points or
+    the spread is below 1e-8 (the points do not vary along ``d``), so an amount is always a
+    finite step."""
+    if z is None or len(z) < 2:
+        return 1.0
+    s = float(np.std(np.asarray(z, dtype=np.float64) @ np.asarray(d, dtype=np.float64)))
+    return s if s > 1e-8 else 1.0
+
+
 def direction_entry(method: str, z: np.ndarray, target: np.ndarray, z_test: np.ndarray, *,
                     label: str, description: str, unit_name: str, source: str,
                     groups: np.ndarray | None = None, n_folds: int = 5, seed: int = 0) -> tuple[np.ndarray, dict]:
@@ -305,7 +317,7 @@ def direction_entry(method: str, z: np.ndarray, target: np.ndarray, z_test: np.n
             n_pos, n_neg = int((t >= hi).sum()), int((t <= lo).sum())
         else:
             n_pos, n_neg = int(len(t)), 0
-    spread = float(np.std(np.asarray(z_test, dtype=np.float64) @ d))
+    spread = direction_spread(z_test, d)
     entry = {
         "label": label,
         "description": description,
@@ -411,7 +423,8 @@ def _frey_directions(ck, data_dir) -> tuple[dict, dict]:
     pose_desc = "Head turned towards the viewer's right (positive) or left (negative)."
     for method in ("mean_difference", "classifier"):
         d, entry = direction_entry(
-            method, z[turned], pose[turned] == 1, mu_test, label="Pose", description=pose_desc + " Fitted on turned-right vs turned-left frames.",
+            method, z[turned], pose[turned] == 1, mu_test, label="Pose",
+            description=pose_desc + " Fitted on turned-right vs turned-left frames.",
             unit_name="", source=src + f"; right vs left only ({int(turned.sum())} frames)", groups=groups[turned],
         )
         arrays[f"pose.{method}"] = d

@@ -1,6 +1,9 @@
 """Directions: move a latent point along attribute directions (smile, pose, slant, ...),
 optionally holding others fixed; make your own direction from two groups of test points.
 
+Widgets only: the groups' rules are :class:`explorer.direction_groups.DirectionGroups`, the
+file :mod:`explorer.directions_file`, the edits :mod:`explorer.directions`.
+
 Session-state keys (besides widget keys, all prefixed ``dir.``):
 
 - ``dir.groups``: dict, dataset -> {direction name: {"pos": [rows], "neg": [rows]}}. The user's
@@ -10,6 +13,11 @@ Session-state keys (besides widget keys, all prefixed ``dir.``):
 - ``dir.draft``: dict, dataset -> {"A": [rows], "B": [rows]}, the groups being built.
 - ``dir.computed``: dict, model name -> True once the user asked to compute the built-in
   directions of a checkpoint that carries none (needs the dataset folder).
+- ``dir.msg``: (kind, text), a message from the last callback, shown once.
+
+Cost per rerun: fits of the user's groups are cached on (checkpoint, name, the group's rows),
+so a rerun fits only a group it has not seen; a session holds at most
+:data:`explorer.directions_file.MAX_GROUPS` groups.
 """
 
 from __future__ import annotations
@@ -17,42 +25,55 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from explorer import direction_groups as dg
 from explorer import directions as ed
+from explorer import directions_file as df
 from explorer import figures, images
 from views import state
-from views.context import ViewContext
+from views.context import ViewContext, load_model
 from views.display import show
 from views.points import pick_point
 
 GROUPS_KEY, VECTORS_KEY, DRAFT_KEY, COMPUTED_KEY = "dir.groups", "dir.vectors", "dir.draft", "dir.computed"
+MSG_KEY = "dir.msg"
 AMOUNT_RANGE = 3.0  # amounts in test-set SDs along a direction
-GALLERY = 24
 
 
 @st.cache_data(show_spinner="Computing directions from the dataset...", max_entries=8)
 def _computed_builtin(path: str, mtime: float) -> tuple[dict, dict] | str:
     """The built-in directions of a checkpoint that carries none, or an error message."""
-    from views.context import load_model
-
     ck, err = load_model(path, mtime)
     if ck is None:
         return err
     try:
-        arrays, meta = ed.compute_directions(ck)
+        return ed.computed_directions(ck)
     except (ValueError, OSError) as e:
         return str(e).splitlines()[0]
-    return {"direction." + k: v for k, v in arrays.items()}, {"directions": meta}
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _user_dirs(path: str, mtime: float, mu: np.ndarray, name: str, pos: tuple, neg: tuple) -> list[ed.Direction] | str:
+@st.cache_data(show_spinner="Fitting your directions...", max_entries=512)
+def _user_dirs(path: str, mtime: float, name: str, digest: str, _pos: list, _neg: list) -> list[ed.Direction] | str:
+    """The directions of one saved group, or an error message. Keyed on the group's content
+    (``digest`` of its rows), not on the rows or the test set, so a hit costs microseconds."""
+    ck, err = load_model(path, mtime)
+    if ck is None:
+        return err
     try:
-        return ed.user_directions(mu, name, list(pos), list(neg))
+        return ed.user_directions(ck.arrays["test_mu"].numpy(), name, _pos, _neg)
     except ValueError as e:
         return str(e)
 
 
-def _all_directions(ctx: ViewContext, mu: np.ndarray | None) -> tuple[list[ed.Direction], list[str]]:
+def _groups(dataset: str, model: str) -> dg.DirectionGroups:
+    """This session's groups for ``dataset`` and vectors for ``model`` (views on session state)."""
+    ss = st.session_state
+    return dg.DirectionGroups(draft=ss.setdefault(DRAFT_KEY, {}).setdefault(dataset, dg.empty_draft()),
+                              saved=ss.setdefault(GROUPS_KEY, {}).setdefault(dataset, {}),
+                              vectors=ss.setdefault(VECTORS_KEY, {}).setdefault(model, {}))
+
+
+def _all_directions(ctx: ViewContext, mu: np.ndarray | None, groups: dg.DirectionGroups
+                    ) -> tuple[list[ed.Direction], list[str]]:
     """Built-in, user-group and imported-vector directions of this model, and problems."""
     problems: list[str] = []
     dirs = ed.builtin_directions(ctx.ck.arrays, ctx.ck.meta, ctx.z_dim, mu)
@@ -63,13 +84,14 @@ def _all_directions(ctx: ViewContext, mu: np.ndarray | None) -> tuple[list[ed.Di
         else:
             dirs = ed.builtin_directions(got[0], got[1], ctx.z_dim, mu)
     if mu is not None:
-        for gname, g in st.session_state.get(GROUPS_KEY, {}).get(ctx.dataset, {}).items():
-            got = _user_dirs(str(ctx.entry.path), ctx.entry.mtime, mu, gname, tuple(g["pos"]), tuple(g["neg"]))
+        for gname, g in groups.saved.items():
+            got = _user_dirs(str(ctx.entry.path), ctx.entry.mtime, gname, ed.group_digest(g["pos"], g["neg"]),
+                             g["pos"], g["neg"])
             if isinstance(got, str):
                 problems.append(got)
             else:
                 dirs += got
-    for vname, v in st.session_state.get(VECTORS_KEY, {}).get(ctx.name, {}).items():
+    for vname, v in groups.vectors.items():
         dirs.append(ed.vector_direction(mu, vname, v))
     return dirs, problems
 
@@ -80,7 +102,8 @@ def _compute_now(model: str) -> None:
 
 def render(ctx: ViewContext) -> None:
     mu = ctx.array("test_mu")
-    dirs, problems = _all_directions(ctx, mu)
+    groups = _groups(ctx.dataset, ctx.name)
+    dirs, problems = _all_directions(ctx, mu, groups)
     for p in problems:
         st.warning(p)
     if not dirs:
@@ -90,34 +113,19 @@ def render(ctx: ViewContext) -> None:
             st.button("Compute the built-in directions now (needs the dataset folder)", key=f"dir.{ctx.name}.compute",
                       on_click=_compute_now, args=(ctx.name,))
     else:
-        _edit_panel(ctx, dirs, mu)
+        _edit_panel(ctx, dirs, mu, groups)
     st.divider()
-    _builder(ctx, mu, dirs)
+    _builder(ctx, mu, dirs, groups)
+
+
+# --------------------------------------------------------------------------- editing
 
 
 @st.fragment
-def _edit_panel(ctx: ViewContext, dirs: list[ed.Direction], mu: np.ndarray | None) -> None:
-    name = ctx.name
-    k = f"dir.{name}"
-    by_key = {d.key: d for d in dirs}
+def _edit_panel(ctx: ViewContext, dirs: list[ed.Direction], mu: np.ndarray | None, groups: dg.DirectionGroups) -> None:
     left, right = st.columns([2, 3])
     with left:
-        base, base_desc = pick_point(ctx, "Base point", key=f"{k}.base", default="Dataset point")
-        chosen = st.multiselect("Directions to move along", list(by_key), default=[dirs[0].key],
-                                format_func=lambda key: by_key[key].title, key=f"{k}.chosen")
-        moves = []
-        for key in chosen:
-            d = by_key[key]
-            a = st.slider(f"{d.title}: amount (test-set SDs)", -AMOUNT_RANGE, AMOUNT_RANGE, 1.5, step=0.1,
-                          key=f"{k}.amount.{key}", help=d.description or None)
-            st.caption(f"Quality: {ed.quality_text(d)}. Source: {d.source or 'n/a'}.")
-            moves.append((d, a))
-        others = [d for d in dirs if d.key not in chosen]
-        hold_keys = st.pills("Hold fixed (conditional edit: their projections do not change)",
-                             [d.key for d in others], selection_mode="multi", format_func=lambda key: by_key[key].title,
-                             key=f"{k}.hold") if others else []
-        hold = [by_key[h] for h in hold_keys or [] if h in by_key]
-        steps = st.slider("Steps in the strip", 3, 15, 9, step=2, key=f"{k}.steps")
+        base, base_desc, moves, hold, steps = _edit_controls(ctx, dirs)
     if not moves:
         right.info("Pick at least one direction.")
         return
@@ -128,164 +136,174 @@ def _edit_panel(ctx: ViewContext, dirs: list[ed.Direction], mu: np.ndarray | Non
         right.error(str(e))
         return
     with right:
-        c1, c2 = st.columns(2)
-        show(ctx.decode(base), caption=f"base: {base_desc}", target=220, where=c1)
-        show(ctx.decode(result), caption="result", target=220, where=c2)
-        st.button("Send the result to the sliders", key=f"{k}.send", on_click=state.set_z, args=(name, result))
-        frames = ctx.decode(path)
-        strip = images.tile(frames, ncols=steps)
-        show(strip, target=900, max_factor=6,
-             caption=f"from the opposite edit (left) through the base (middle) to the result (right), {steps} steps"
-                     + (f"; holding {', '.join(h.title for h in hold)}" if hold else ""))
-        d1, d2 = st.columns(2)
-        d1.download_button("Download strip (PNG)", images.png_bytes(strip, factor=4), file_name=f"{name}-direction.png",
-                           mime="image/png", key=f"{k}.png", on_click="ignore")
-        d2.download_button("Download strip (GIF)", images.gif_bytes(frames, factor=6), file_name=f"{name}-direction.gif",
-                           mime="image/gif", key=f"{k}.gif", on_click="ignore")
+        _edit_result(ctx, base, base_desc, result, path, hold)
         if mu is not None:
             first = moves[0][0]
-            groups = None
-            g = st.session_state.get(GROUPS_KEY, {}).get(ctx.dataset, {}).get(first.name)
-            if first.key.startswith("user:") and g:
-                groups = {"group A": g["pos"], "group B": g["neg"]}
-            st.plotly_chart(ed.projection_figure(mu, first, base, result, groups=groups), key=f"{k}.hist")
+            fig = figures.projection_figure(mu, first, base, result, groups=groups.histogram_groups(first))
+            st.plotly_chart(fig, key=f"dir.{ctx.name}.hist")
     with st.expander("Quality of every direction"):
-        st.dataframe(
-            [{"direction": d.label, "method": ed.METHOD_LABELS.get(d.method, d.method), "held-out": ed.quality_text(d),
-              "source": d.source} for d in dirs],
-            hide_index=True,
-        )
+        st.dataframe(ed.quality_table(dirs), hide_index=True)
         st.caption("Held-out scores are cross-validated: the direction is fitted without the scored examples, "
                    "which are then predicted from their projection onto it alone. Frey Face folds are whole "
                    "100-frame blocks. Whether decoded images really change as claimed is measured in "
                    "bench/directions_quality.py.")
 
 
+def _edit_controls(ctx: ViewContext, dirs: list[ed.Direction]):
+    """The edit's widgets: (base (J,), its description, [(direction, amount)], held directions, steps)."""
+    k = f"dir.{ctx.name}"
+    by_key = {d.key: d for d in dirs}
+    base, base_desc = pick_point(ctx, "Base point", key=f"{k}.base", default="Dataset point")
+    chosen = st.multiselect("Directions to move along", list(by_key), default=[dirs[0].key],
+                            format_func=lambda key: by_key[key].title, key=f"{k}.chosen")
+    moves = []
+    for key in chosen:
+        d = by_key[key]
+        a = st.slider(f"{d.title}: amount (test-set SDs)", -AMOUNT_RANGE, AMOUNT_RANGE, 1.5, step=0.1,
+                      key=f"{k}.amount.{key}", help=d.description or None)
+        st.caption(f"Quality: {ed.quality_text(d)}. Source: {d.source or 'n/a'}.")
+        moves.append((d, a))
+    others = [d.key for d in dirs if d.key not in chosen]
+    hold_keys = st.pills("Hold fixed (conditional edit: their projections do not change)", others,
+                         selection_mode="multi", format_func=lambda key: by_key[key].title,
+                         key=f"{k}.hold") if others else []
+    hold = [by_key[h] for h in hold_keys or [] if h in by_key]
+    steps = st.slider("Steps in the strip", 3, 15, 9, step=2, key=f"{k}.steps")
+    return base, base_desc, moves, hold, steps
+
+
+def _edit_result(ctx: ViewContext, base, base_desc: str, result, path, hold: list[ed.Direction]) -> None:
+    """Base and result images, the strip from the opposite edit to the result, its downloads."""
+    name, k, steps = ctx.name, f"dir.{ctx.name}", len(path)
+    c1, c2 = st.columns(2)
+    show(ctx.decode(base), caption=f"base: {base_desc}", target=220, where=c1)
+    show(ctx.decode(result), caption="result", target=220, where=c2)
+    st.button("Send the result to the sliders", key=f"{k}.send", on_click=state.set_z, args=(name, result))
+    frames = ctx.decode(path)
+    strip = images.tile(frames, ncols=steps)
+    show(strip, target=900, max_factor=6,
+         caption=f"from the opposite edit (left) through the base (middle) to the result (right), {steps} steps"
+                 + (f"; holding {', '.join(h.title for h in hold)}" if hold else ""))
+    d1, d2 = st.columns(2)
+    d1.download_button("Download strip (PNG)", images.png_bytes(strip, factor=4), file_name=f"{name}-direction.png",
+                       mime="image/png", key=f"{k}.png", on_click="ignore")
+    d2.download_button("Download strip (GIF)", images.gif_bytes(frames, factor=6), file_name=f"{name}-direction.gif",
+                       mime="image/gif", key=f"{k}.gif", on_click="ignore")
+
+
 # --------------------------------------------------------------------------- user directions
 
 
-def _draft(dataset: str) -> dict:
-    return st.session_state.setdefault(DRAFT_KEY, {}).setdefault(dataset, {"A": [], "B": []})
-
-
-def _add(dataset: str, side: str, rows) -> None:
-    d = _draft(dataset)
-    other = "B" if side == "A" else "A"
-    new = {int(r) for r in rows}
-    d[side] = sorted(set(d[side]) | new)
-    d[other] = sorted(set(d[other]) - new)  # a point belongs to one group only
-
-
-def _clear_draft(dataset: str) -> None:
-    st.session_state.setdefault(DRAFT_KEY, {})[dataset] = {"A": [], "B": []}
-
-
-def _save(dataset: str, name_key: str) -> None:
-    name = (st.session_state.get(name_key) or "").strip()
-    d = _draft(dataset)
-    if not ed.NAME_RE.match(name):
-        st.session_state["dir.msg"] = ("error", "Give the direction a name: 1-60 letters, digits, spaces or _ . + -")
+def _change(dataset: str, model: str, change, *args) -> None:
+    """Callback: ``change(groups, *args)`` (a :class:`DirectionGroups` method) on this session's
+    groups; the text it returns, or the reason it refused, is shown on the next run."""
+    try:
+        msg = change(_groups(dataset, model), *args)
+    except dg.GroupError as e:
+        st.session_state[MSG_KEY] = ("error", str(e))
         return
-    if not d["A"] or not d["B"]:
-        st.session_state["dir.msg"] = ("error", "Both groups need at least one point.")
-        return
-    st.session_state.setdefault(GROUPS_KEY, {}).setdefault(dataset, {})[name] = {"pos": list(d["A"]), "neg": list(d["B"])}
-    st.session_state["dir.msg"] = ("success", f"Saved '{name}': {len(d['A'])} vs {len(d['B'])} points.")
-    _clear_draft(dataset)
+    if msg:
+        st.session_state[MSG_KEY] = ("success", msg)
 
 
-def _delete(dataset: str, name: str) -> None:
-    st.session_state.get(GROUPS_KEY, {}).get(dataset, {}).pop(name, None)
+def _save(dataset: str, model: str, name_key: str) -> None:
+    _change(dataset, model, dg.DirectionGroups.save, st.session_state.get(name_key))
 
 
-def _import(ctx: ViewContext, n_test: int, key: str) -> None:
+def _import(dataset: str, model: str, n_test: int, z_dim: int, key: str) -> None:
     f = st.session_state.get(key)
     if f is None:
         return
     try:
-        groups, vectors = ed.import_json(f.getvalue(), ctx.dataset, n_test, ctx.z_dim, filename=f.name)
-    except ed.DirectionsFileError as e:
-        st.session_state["dir.msg"] = ("error", str(e))
+        groups, vectors = df.import_json(f.getvalue(), dataset, n_test, z_dim, filename=f.name)
+    except df.DirectionsFileError as e:
+        st.session_state[MSG_KEY] = ("error", str(e))
         return
-    st.session_state.setdefault(GROUPS_KEY, {}).setdefault(ctx.dataset, {}).update(groups)
-    st.session_state.setdefault(VECTORS_KEY, {}).setdefault(ctx.name, {}).update(vectors)
-    st.session_state["dir.msg"] = ("success", f"Loaded {len(groups)} groups and {len(vectors)} vectors from {f.name}.")
+    _change(dataset, model, dg.DirectionGroups.merge, groups, vectors, df.clip(f.name, 60))
 
 
-def _builder(ctx: ViewContext, mu: np.ndarray | None, dirs: list[ed.Direction]) -> None:
+def _builder(ctx: ViewContext, mu: np.ndarray | None, dirs: list[ed.Direction], groups: dg.DirectionGroups) -> None:
     st.subheader("Your own directions")
-    msg = st.session_state.pop("dir.msg", None)
+    msg = st.session_state.pop(MSG_KEY, None)
     if msg:
         (st.error if msg[0] == "error" else st.success)(msg[1])
     if mu is None:
         st.info(ctx.problems.get("test_mu", "This checkpoint has no encoded test set to pick groups from."))
         return
     ds, k = ctx.dataset, f"dir.{ctx.name}.b"
-    draft = _draft(ds)
     st.caption("Pick two groups of test points, A (has the attribute) and B (has not): the direction points "
                "from B to A, by both methods (difference of group means, and logistic-regression normal).")
     how = st.segmented_control("Pick points from", ["Map (lasso)", "Gallery", "Labels"], default="Map (lasso)",
                                key=f"{k}.how")
-    if how == "Map (lasso)":
-        emb, labels = ctx.array("test_embedding"), ctx.array("test_labels")
-        if emb is None or labels is None:
-            st.info("No stored map for this checkpoint; use the gallery.")
-        else:
-            categorical = ds == "mnist" or bool(ctx.ck.meta.get("label_names"))
-            fig = figures.map_figure(emb, labels, categorical=categorical, label_names=ctx.ck.meta.get("label_names"))
-            fig.update_layout(height=420)
-            event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key=f"{k}.map")
-            rows = figures.selected_rows(event)
-            c = st.columns(2)
-            c[0].button(f"Add {len(rows)} selected to group A", key=f"{k}.mapA", on_click=_add, args=(ds, "A", rows),
-                        disabled=not rows)
-            c[1].button(f"Add {len(rows)} selected to group B", key=f"{k}.mapB", on_click=_add, args=(ds, "B", rows),
-                        disabled=not rows)
-    elif how == "Gallery":
-        page = st.number_input("Gallery page", 0, max(0, len(mu) // GALLERY - 1), 0, key=f"{k}.page")
-        rows = np.random.default_rng(int(page)).choice(len(mu), size=min(GALLERY, len(mu)), replace=False)
-        thumbs = ctx.decode(mu[rows])
-        cols = st.columns(8)
-        picks = {"A": [], "B": []}
-        for i, r in enumerate(rows):
-            with cols[i % 8]:
-                show(thumbs[i], caption=f"#{int(r)}", target=84, max_factor=4)
-                v = st.pills(f"#{int(r)}", ["A", "B"], key=f"{k}.pick.{int(r)}", label_visibility="collapsed")
-                if v:
-                    picks[v].append(int(r))
-        c = st.columns(2)
-        c[0].button(f"Add {len(picks['A'])} picks to group A", key=f"{k}.galA", on_click=_add, args=(ds, "A", picks["A"]),
-                    disabled=not picks["A"])
-        c[1].button(f"Add {len(picks['B'])} picks to group B", key=f"{k}.galB", on_click=_add, args=(ds, "B", picks["B"]),
-                    disabled=not picks["B"])
-        st.caption("Thumbnails are the model's reconstructions of random test images.")
-    else:
-        labels = ctx.array("test_labels")
-        if labels is None or ds != "mnist":
-            st.info("Picking by label needs MNIST digit labels; use the map or the gallery.")
-        else:
-            c = st.columns(2)
-            la = c[0].multiselect("Digits for group A", list(range(10)), key=f"{k}.labA")
-            lb = c[1].multiselect("Digits for group B", list(range(10)), key=f"{k}.labB")
-            ra, rb = np.flatnonzero(np.isin(labels, la)), np.flatnonzero(np.isin(labels, lb))
-            c[0].button(f"Add {len(ra)} to group A", key=f"{k}.labAb", on_click=_add, args=(ds, "A", ra), disabled=not la)
-            c[1].button(f"Add {len(rb)} to group B", key=f"{k}.labBb", on_click=_add, args=(ds, "B", rb), disabled=not lb)
-    st.markdown(f"**Draft:** group A {len(draft['A'])} points, group B {len(draft['B'])} points")
+    picker = {"Map (lasso)": _pick_from_map, "Gallery": _pick_from_gallery}.get(how, _pick_by_label)
+    picks = picker(ctx, mu, k)
+    if picks is not None:
+        for col, side in zip(st.columns(2), dg.SIDES):
+            rows, label, key = picks[side]
+            col.button(label, key=key, on_click=_change, args=(ds, ctx.name, dg.DirectionGroups.add, side, rows),
+                       disabled=not len(rows))
+    st.markdown(f"**Draft:** group A {len(groups.draft['A'])} points, group B {len(groups.draft['B'])} points")
     c = st.columns([3, 1, 1])
     c[0].text_input("Name of the direction", key=f"{k}.name", placeholder="e.g. open mouth")
-    c[1].button("Save direction", key=f"{k}.save", on_click=_save, args=(ds, f"{k}.name"))
-    c[2].button("Clear draft", key=f"{k}.clear", on_click=_clear_draft, args=(ds,))
-    saved = st.session_state.get(GROUPS_KEY, {}).get(ds, {})
-    for gname, g in saved.items():
+    c[1].button("Save direction", key=f"{k}.save", on_click=_save, args=(ds, ctx.name, f"{k}.name"))
+    c[2].button("Clear draft", key=f"{k}.clear", on_click=_change, args=(ds, ctx.name, dg.DirectionGroups.clear_draft))
+    for gname, g in groups.saved.items():
         q = next((ed.quality_text(d) for d in dirs if d.key == f"user:{gname}.mean_difference"), "")
         cc = st.columns([4, 1])
         cc[0].markdown(f"- **{gname}**: {len(g['pos'])} vs {len(g['neg'])} points. {q}")
-        cc[1].button("Delete", key=f"{k}.del.{gname}", on_click=_delete, args=(ds, gname))
+        cc[1].button("Delete", key=f"{k}.del.{gname}", on_click=_change,
+                     args=(ds, ctx.name, dg.DirectionGroups.delete, gname))
     c = st.columns(2)
-    vectors = st.session_state.get(VECTORS_KEY, {}).get(ctx.name, {})
     c[0].download_button("Download your directions (JSON)",
-                         ed.export_json(ctx.name, ds, len(mu), ctx.z_dim, saved, vectors),
+                         df.export_json(ctx.name, ds, len(mu), ctx.z_dim, groups.saved, groups.vectors),
                          file_name=f"{ds}-directions.json", mime="application/json", key=f"{k}.export",
-                         on_click="ignore", disabled=not (saved or vectors))
+                         on_click="ignore", disabled=not (groups.saved or groups.vectors))
     c[1].file_uploader("Load directions (JSON)", type=["json"], key=f"{k}.import", on_change=_import,
-                       args=(ctx, len(mu), f"{k}.import"))
+                       args=(ds, ctx.name, len(mu), ctx.z_dim, f"{k}.import"))
+
+
+# Pickers: widgets that choose test rows. Each returns {side: (rows, button label, button key)}
+# for the "add to group A / B" buttons, or None when it has nothing to offer.
+
+
+def _pick_from_map(ctx: ViewContext, mu: np.ndarray, k: str) -> dict | None:
+    emb, labels = ctx.array("test_embedding"), ctx.array("test_labels")
+    if emb is None or labels is None:
+        st.info("No stored map for this checkpoint; use the gallery.")
+        return None
+    categorical = ctx.dataset == "mnist" or bool(ctx.ck.meta.get("label_names"))
+    fig = figures.map_figure(emb, labels, categorical=categorical, label_names=ctx.ck.meta.get("label_names"))
+    fig.update_layout(height=420)
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key=f"{k}.map")
+    rows = figures.selected_rows(event)
+    return {side: (rows, f"Add {len(rows)} selected to group {side}", f"{k}.map{side}") for side in dg.SIDES}
+
+
+def _pick_from_gallery(ctx: ViewContext, mu: np.ndarray, k: str) -> dict:
+    page = st.number_input("Gallery page", 0, dg.gallery_pages(len(mu)), 0, key=f"{k}.page")
+    rows = dg.gallery_rows(len(mu), page)
+    thumbs = ctx.decode(mu[rows])
+    cols = st.columns(8)
+    picks: dict[str, list[int]] = {side: [] for side in dg.SIDES}
+    for i, r in enumerate(rows):
+        with cols[i % 8]:
+            show(thumbs[i], caption=f"#{int(r)}", target=84, max_factor=4)
+            v = st.pills(f"#{int(r)}", list(dg.SIDES), key=f"{k}.pick.{int(r)}", label_visibility="collapsed")
+            if v:
+                picks[v].append(int(r))
+    st.caption("Thumbnails are the model's reconstructions of random test images.")
+    return {side: (picks[side], f"Add {len(picks[side])} picks to group {side}", f"{k}.gal{side}") for side in dg.SIDES}
+
+
+def _pick_by_label(ctx: ViewContext, mu: np.ndarray, k: str) -> dict | None:
+    labels = ctx.array("test_labels")
+    if labels is None or ctx.dataset != "mnist":
+        st.info("Picking by label needs MNIST digit labels; use the map or the gallery.")
+        return None
+    picks = {}
+    for col, side in zip(st.columns(2), dg.SIDES):
+        digits = col.multiselect(f"Digits for group {side}", list(range(10)), key=f"{k}.lab{side}")
+        rows = dg.rows_with_labels(labels, digits)
+        picks[side] = (rows, f"Add {len(rows)} to group {side}", f"{k}.lab{side}b")
+    return picks
+
