@@ -1,20 +1,28 @@
-"""The Directions view under AppTest: edits along stored directions, holds, the strip and its
-downloads, user directions from a (faked) lasso selection, and the JSON file round trip."""
+"""The Directions view under AppTest: edits along stored directions (the base, result and strip
+images compared with the model's own decoding, the quality scores shown), holds, downloads,
+user directions from a (faked) lasso selection, the JSON file round trip through the download
+and upload widgets, hostile files, and that fitted groups are not refitted on a rerun."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from explorer import directions as ed
+from explorer import directions_file as df
+from explorer import images, models
 from tests.explorer_fixtures import make_checkpoint
+from trainer.checkpoint import load_checkpoint
 from trainer.directions import store_directions, unit
 
 ENV = "DIRECTIONS_TEST_CHECKPOINT"
+SLANT = "builtin:slant.mean_difference"
 
 
 def _page():
@@ -53,6 +61,23 @@ def app(tmp_path, monkeypatch):
     return make
 
 
+@pytest.fixture()
+def media(monkeypatch):
+    """The bytes behind a media URL (images, downloads) of any app run in this test."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    files: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, data, mimetype, kind, filename=None):
+        file_id = original(self, data, mimetype, kind, filename)
+        files[file_id] = data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return lambda url: files[url.rsplit("/", 1)[-1].split(".")[0]]
+
+
 def _ok(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
@@ -61,45 +86,83 @@ def _urls(at: AppTest) -> list[str]:
     return [im.proto.imgs[0].url for im in at.get("image")]
 
 
-def test_edit_along_stored_direction(tmp_path, app):
+def _pixels(media, url: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(media(url))).convert("L"))
+
+
+def _expected(ck, z: np.ndarray, target: int, max_factor: int = 8) -> np.ndarray:
+    """What the view should show for latent point(s) z: the model's decoding, upscaled."""
+    img = models.decode(ck, np.asarray(z, np.float32))
+    if img.ndim == 3:
+        img = images.tile(img, ncols=len(img))
+    return images.display(img, images.auto_factor(img.shape, target=target, max_factor=max_factor))
+
+
+def _assert_image(media, url: str, want: np.ndarray) -> None:
+    got = _pixels(media, url)
+    assert got.shape == want.shape and np.abs(got.astype(int) - want).max() <= 1  # float rounding at most
+
+
+def test_edit_along_stored_direction(tmp_path, app, media):
     path = _with_directions(tmp_path / "m.safetensors")
+    ck = load_checkpoint(path)
+    mu = ck.arrays["test_mu"].numpy()
+    slant, thick = ed.builtin_directions(ck.arrays, ck.meta, 3, mu)
     at = app(path)
     _ok(at)
     name = "m"
-    # base, result, strip; histogram and the lasso map; strip PNG + GIF + (disabled) JSON export
-    assert len(at.get("image")) == 3
-    assert len(at.get("plotly_chart")) == 2
-    assert len(at.get("download_button")) == 3
-    assert any("held-out R² 0.61" in c.value for c in at.caption)
-    before = _urls(at)
-    at.slider(key=f"dir.{name}.amount.builtin:slant.mean_difference").set_value(-2.0).run()
+    # base (test row 0), result (1.5 test-set SDs along slant), strip of 9 from -1.5 to +1.5
+    assert len(at.get("image")) == 3 and len(at.get("plotly_chart")) == 2
+    assert len(at.get("download_button")) == 3  # strip PNG + GIF + (disabled) JSON export
+    base_url, result_url, strip_url = _urls(at)
+    _assert_image(media, base_url, _expected(ck, mu[0], 220))
+    _assert_image(media, result_url, _expected(ck, mu[0] + 1.5 * 0.8 * slant.vector, 220))
+    _assert_image(media, strip_url, _expected(ck, ed.sweep(mu[0], [(slant, 1.5)], steps=9)[1], 900, 6))
+    # the quality scores: under the slider, and in the table of every direction
+    assert "Quality: held-out R² 0.61, Spearman 0.80 (n = 80). Source: test." in [c.value for c in at.caption]
+    table = at.dataframe[0].value
+    assert table.to_dict("records") == [
+        {"direction": n, "method": "mean difference", "held-out": "held-out R² 0.61, Spearman 0.80 (n = 80)",
+         "source": "test"} for n in ("Slant", "Thickness")]
+    at.slider(key=f"dir.{name}.amount.{SLANT}").set_value(-2.0).run()
     _ok(at)
-    after = _urls(at)
-    assert after[0] == before[0] and after[1] != before[1]  # base unchanged, result moved
-    # hold the other direction: still renders, and the histogram marks base and result
+    assert _urls(at)[0] == base_url
+    _assert_image(media, _urls(at)[1], _expected(ck, mu[0] - 2.0 * 0.8 * slant.vector, 220))
+    # hold the other direction: the result moves along slant only, and the histogram marks
+    # base and result where they fall in test-set SDs along slant
     at.button_group(key=f"dir.{name}.hold").set_value(["builtin:thickness.mean_difference"]).run()
     _ok(at)
+    result = ed.apply_directions(mu[0], [(slant, -2.0)], hold=[thick])
+    _assert_image(media, _urls(at)[1], _expected(ck, result, 220))
     hist = json.loads(at.get("plotly_chart")[0].proto.spec)
     names = [t.get("name", "") for t in hist["data"]]
-    assert names[0] == "test set" and any(n.startswith("base") for n in names) and any(n.startswith("result") for n in names)
+    centre = float((mu.astype(np.float64) @ slant.vector).mean())
+    where = [(float(z @ slant.vector) - centre) / 0.8 for z in (mu[0].astype(np.float64), result)]
+    assert names == ["test set", f"base ({where[0]:+.2f})", f"result ({where[1]:+.2f})"]
+    assert abs(where[1] - where[0] + 2.0) < 1e-5
     # two directions at once: one amount slider each
-    at.multiselect(key=f"dir.{name}.chosen").set_value(
-        ["builtin:slant.mean_difference", "builtin:thickness.mean_difference"]).run()
+    at.multiselect(key=f"dir.{name}.chosen").set_value([SLANT, "builtin:thickness.mean_difference"]).run()
     _ok(at)
     assert len([s for s in at.slider if ".amount." in s.key]) == 2
 
 
-def test_user_direction_from_lasso_and_json(tmp_path, app):
+def _select(at: AppTest, key: str, rows: list[int]) -> None:
+    at.session_state[key] = {"selection": {"points": [{"customdata": r} for r in rows], "point_indices": rows,
+                                           "box": [], "lasso": []}}
+    at.run()
+
+
+def _upload(at: AppTest, key: str, name: str, data: bytes) -> None:
+    at.file_uploader(key=key).upload(name, data, "application/json").run()
+
+
+def test_user_direction_from_lasso_and_json(tmp_path, app, media):
     path = _with_directions(tmp_path / "m.safetensors")
     at = app(path)
     k = "dir.m.b"
-    sel = lambda rows: {"selection": {"points": [{"customdata": r} for r in rows],  # noqa: E731
-                                      "point_indices": rows, "box": [], "lasso": []}}
-    at.session_state[f"{k}.map"] = sel(list(range(0, 20)))
-    at.run()
+    _select(at, f"{k}.map", list(range(0, 20)))
     at.button(key=f"{k}.mapA").click().run()
-    at.session_state[f"{k}.map"] = sel(list(range(30, 50)))
-    at.run()
+    _select(at, f"{k}.map", list(range(30, 50)))
     at.button(key=f"{k}.mapB").click().run()
     _ok(at)
     assert any("group A 20 points, group B 20 points" in m.value for m in at.markdown)
@@ -109,24 +172,84 @@ def test_user_direction_from_lasso_and_json(tmp_path, app):
     assert any("Saved 'my dir'" in s.value for s in at.success)
     options = at.multiselect(key="dir.m.chosen").options
     assert any("my dir" in o for o in options) and len(options) == 4  # 2 stored + 2 methods of mine
-    # the export holds the groups; importing it into a fresh session brings them back
-    export = at.session_state["dir.groups"]["mnist"]
-    assert export == {"my dir": {"pos": list(range(20)), "neg": list(range(30, 50))}}
-    data = ed.export_json("m", "mnist", 80, 3, export)
+    saved = {"my dir": {"pos": list(range(20)), "neg": list(range(30, 50))}}
+    assert at.session_state["dir.groups"]["mnist"] == saved
+    mu = load_checkpoint(path).arrays["test_mu"].numpy()
+    quality = ed.quality_text(ed.user_directions(mu, "my dir", range(20), range(30, 50))[0])
+    line = f"- **my dir**: 20 vs 20 points. {quality}"
+    assert line in [m.value for m in at.markdown]
+    # the download is the directions file of these groups
+    export = next(b for b in at.get("download_button") if b.proto.label.startswith("Download your directions"))
+    data = media(export.proto.url)
+    assert df.import_json(data, "mnist", 80, 3) == (saved, {})
+    # a fresh session: a bad file is refused with one line, the downloaded one brings the group back
     at2 = app(path)
-    at2.session_state["dir.groups"] = {}
     _ok(at2)
-    # a bad file is refused with a one-line message, a good one is loaded
-    _upload(at2, "dir.m.b.import", "bad.json", b"{oops")
-    assert any(e.value.startswith("bad.json: not valid JSON") for e in at2.error)
-    _upload(at2, "dir.m.b.import", "good.json", data)
+    _upload(at2, f"{k}.import", "bad.json", b"{oops")
+    assert [e.value for e in at2.error] == ["bad.json: not valid JSON (Expecting property name enclosed in double "
+                                            "quotes at line 1, column 2)"]
+    _upload(at2, f"{k}.import", "good.json", data)
     _ok(at2)
-    assert any("Loaded 1 groups" in s.value for s in at2.success)
-    assert at2.session_state["dir.groups"]["mnist"] == export
+    assert [s.value for s in at2.success] == ["Loaded 1 groups and 0 vectors from good.json."]
+    assert at2.session_state["dir.groups"]["mnist"] == saved and line in [m.value for m in at2.markdown]
 
 
-def _upload(at: AppTest, key: str, name: str, data: bytes) -> None:
-    at.file_uploader(key=key).upload(name, data, "application/json").run()
+HOSTILE = {
+    "deep nesting": b"[" * 100_000 + b"]" * 100_000,
+    "5000-digit integer": f'{{"format": "{df.FILE_FORMAT}", "version": 1, "dataset": "mnist", '
+                          f'"vectors": {{"v": [1, 1, {"9" * 5000}]}}}}'.encode(),
+    "10**400": df.export_json("m", "mnist", 80, 3, {}, {}).replace(b'"vectors": {}',
+                                                                   b'"vectors": {"v": [1, 1, 1' + b"0" * 400 + b"]}"),
+    "10 MB name": json.dumps({"format": df.FILE_FORMAT, "version": 1, "dataset": "mnist",
+                              "groups": {"x" * 10_000_000: {"pos": [1], "neg": [2]}}}).encode(),
+    "20000 one-point groups": df.export_json("m", "mnist", 80, 3, {f"g{i}": {"pos": [i % 40], "neg": [40 + i % 40]}
+                                                                   for i in range(20_000)}),
+}
+
+
+@pytest.mark.parametrize("family", list(HOSTILE))
+def test_hostile_files_are_refused_in_one_line(tmp_path, app, family):
+    path = _with_directions(tmp_path / "m.safetensors")
+    at = app(path)
+    _upload(at, "dir.m.b.import", "evil.json", HOSTILE[family])
+    _ok(at)
+    (err,) = at.error
+    assert err.value.startswith("evil.json") and "\n" not in err.value and len(err.value) <= 300
+    assert len(at.get("image")) == 3 and at.session_state["dir.groups"]["mnist"] == {}
+
+
+@pytest.mark.parametrize("scale", [1e155, 1e200])
+def test_huge_vectors_are_usable(tmp_path, app, media, scale):
+    """[1e155] * J and [1e200] * J used to be accepted and then fail on every rerun."""
+    path = _with_directions(tmp_path / "m.safetensors")
+    at = app(path)
+    data = df.export_json("m", "mnist", 80, 3, {}, {"big": [scale, scale, -scale]})
+    _upload(at, "dir.m.b.import", "big.json", data)
+    _ok(at)
+    at.multiselect(key="dir.m.chosen").set_value(["vector:big"]).run()
+    _ok(at)
+    ck = load_checkpoint(path)
+    mu = ck.arrays["test_mu"].numpy()
+    d = ed.vector_direction(mu, "big", np.array([1.0, 1.0, -1.0]) / np.sqrt(3))
+    _assert_image(media, _urls(at)[1], _expected(ck, ed.apply_directions(mu[0], [(d, 1.5)]), 220))
+
+
+def test_groups_are_fitted_once(tmp_path, app, monkeypatch):
+    """A rerun does not refit saved groups: fits are cached on the group's rows."""
+    calls = []
+    fit = ed.user_directions
+    monkeypatch.setattr(ed, "user_directions", lambda *a, **k: calls.append(a[1]) or fit(*a, **k))
+    path = _with_directions(tmp_path / "m.safetensors")
+    at = app(path)
+    at.session_state["dir.groups"] = {"mnist": {"once": {"pos": [1, 2, 3], "neg": [4, 5, 6]}}}
+    for amount in (0.5, 1.0, -1.0):
+        at.slider(key=f"dir.m.amount.{SLANT}").set_value(amount).run()
+        _ok(at)
+    assert calls == ["once"]
+    # another group of the same name is another fit
+    at.session_state["dir.groups"] = {"mnist": {"once": {"pos": [1, 2], "neg": [4, 5, 6]}}}
+    at.run()
+    assert calls == ["once", "once"]
 
 
 def test_no_directions_offers_to_compute(tmp_path, app):
@@ -151,8 +274,6 @@ def test_compute_builtin_now(tmp_path, app, shared_data_dir, monkeypatch):
 
 def test_tab_in_the_app(tmp_path, monkeypatch):
     """The tab is wired into streamlit_app.py and renders for MNIST and Frey Face models."""
-    from explorer import models
-
     _with_directions(tmp_path / "mnist-z3.safetensors", "mnist", 3)
     _with_directions(tmp_path / "frey-z2.safetensors", "frey", 2)
     monkeypatch.setenv(models.CHECKPOINT_DIR_ENV, str(tmp_path))
