@@ -121,7 +121,7 @@ def _bad(**fields) -> str:
     (_bad(vectors={"v": [1, "x", 2]}), "finite number"),
     (_bad(vectors={"v": [0, 0, 0]}), "zero length"),
     (_bad(vectors={"v": [1, 2, "INF"]}).replace('"INF"', "1e400"), "finite number"),
-    (_bad(groups={f"g{i}": {"pos": [0], "neg": [1]} for i in range(20_000)}), "20000 groups; at most 12"),
+    (_bad(groups={f"g{i}": {"pos": [0], "neg": [1]} for i in range(20_000)}), f"20000 groups; at most {df.MAX_GROUPS}"),
     (_bad(vectors={"v": [float("nan"), 1, 2]}), "NaN is not a JSON number"),
     ('{"vectors": {"v": [1, 2, ' + "9" * 5000 + "]}}", "a number of 5000 characters"),
     (_bad(vectors={"v": [10**400, 1, 1]}), "a number of 401 characters"),
