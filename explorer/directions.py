@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# METHOD_LABELS is also the app's (views import explorer only).
 from trainer.directions import (
     ARRAY_PREFIX,
     METHOD_LABELS,

@@ -72,10 +72,10 @@ def shown(value) -> str:
     return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
 
 
-def check_name(name, where: str, error: type[Exception] = DirectionsFileError) -> str:
-    """``name`` if it is a usable direction name, else ``error`` naming ``where``."""
+def check_name(name, where: str) -> str:
+    """``name`` if it is a usable direction name, else :class:`DirectionsFileError` naming ``where``."""
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise error(f"{where}: a name must be {NAME_RULE}, got {shown(name)}")
+        raise DirectionsFileError(f"{where}: a name must be {NAME_RULE}, got {shown(name)}")
     return name
 
 
