@@ -1,16 +1,19 @@
-"""The browser decoder's payload: layout, size, ids, and a float64 reference decode that
-matches torch's ``VAE.decode`` (the browser itself is tested in test_browser_live.py)."""
+"""The browser decoder's payload: safetensors bytes holding the decoder and nothing else, ids,
+and a float64 reference decode from those bytes alone that matches torch's ``VAE.decode``
+(the browser itself is tested in test_browser_live.py)."""
 
 from __future__ import annotations
 
-import struct
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load
 
-from explorer.live_decoder import MAGIC, decoder_layers, pack_decoder, reference_decode, unpack_payload
+from explorer.live_decoder import META_KEY, decoder_layers, pack_decoder
 from trainer.model import VAE, VAEConfig
 
 CONFIGS = {
@@ -32,6 +35,34 @@ def _model(cfg: VAEConfig, seed: int = 0) -> VAE:
     return m
 
 
+def unpack_payload(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(header, tensors)`` of a payload, read as any safetensors file is: what the browser's
+    reader (views/live_component.js) must find in it."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(json.loads(data[8 : 8 + n])["__metadata__"][META_KEY])
+    return header, load(data)
+
+
+def _act(x: np.ndarray, name: str) -> np.ndarray:
+    return {
+        "relu": lambda: np.maximum(x, 0.0),
+        "tanh": lambda: np.tanh(x),
+        "softplus": lambda: np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0)))),  # torch's threshold
+        "elu": lambda: np.where(x > 0.0, x, np.expm1(np.minimum(x, 0.0))),
+        "sigmoid": lambda: 1.0 / (1.0 + np.exp(-x)),
+    }[name]()
+
+
+def reference_decode(data: bytes, z: np.ndarray) -> np.ndarray:
+    """Decode ``z`` (N, J) from a payload alone, in float64 like the browser's arithmetic:
+    mean images (N, H*W) float32."""
+    header, t = unpack_payload(data)
+    x = np.asarray(z, dtype=np.float64)
+    for prefix, act in header["layers"]:
+        x = _act(x @ t[f"{prefix}.weight"].astype(np.float64).T + t[f"{prefix}.bias"], act)
+    return x.astype(np.float32)
+
+
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_reference_decode_matches_torch(name):
     m = _model(CONFIGS[name])
@@ -46,27 +77,29 @@ def test_reference_decode_matches_torch(name):
 def test_layout_and_size():
     m = _model(CONFIGS["mnist-small"])
     p = pack_decoder(m, "mnist-small")
-    assert p.data[:8] == MAGIC
-    (n,) = struct.unpack_from("<I", p.data, 8)
-    header, w = unpack_payload(p.data)
-    body = 12 + n + (-(12 + n)) % 4  # the float block starts 4-byte aligned, after zero padding
-    assert body % 4 == 0 and p.data[12 + n : body].strip(b"\0") == b"" and len(p.data) - body == 4 * w.size
-    # Decoder 5 -> 32 -> 64 -> 784: weights + biases, and nothing of the encoder or logvar head.
+    header, t = unpack_payload(p.data)
+    n = int.from_bytes(p.data[:8], "little")
+    assert (8 + n) % 8 == 0  # safetensors pads its header: the float block starts aligned
+    # Decoder 5 -> 32 -> 64 -> 784: weights + biases under their state-dict names, nothing of
+    # the encoder or the Gaussian log-variance head.
+    assert header["layers"] == [["decoder.0", "relu"], ["decoder.2", "relu"], ["fc_out", "sigmoid"]]
+    assert {k: v.shape for k, v in t.items()} == {
+        "decoder.0.weight": (32, 5), "decoder.0.bias": (32,), "decoder.2.weight": (64, 32), "decoder.2.bias": (64,),
+        "fc_out.weight": (784, 64), "fc_out.bias": (784,),
+    }
     n_floats = 5 * 32 + 32 + 32 * 64 + 64 + 64 * 784 + 784
-    assert header["n_floats"] == w.size == n_floats
     assert p.n_bytes - 4 * n_floats < 1024  # the header is small next to the weights
-    assert [s["activation"] for s in header["layers"]] == ["relu", "relu", "sigmoid"]
-    assert [(s["in"], s["out"]) for s in header["layers"]] == [(5, 32), (32, 64), (64, 784)]
     assert header["image_shape"] == [28, 28] and header["z_dim"] == 5 and header["id"] == p.model_id
-    # The first float of the block is fc's W[0, 0], stored exactly.
-    assert w[0] == m.decoder[0].weight[0, 0].item()
+    assert header["name"] == "mnist-small" and p.header == header
+    assert all(v.dtype == np.float32 for v in t.values())
+    np.testing.assert_array_equal(t["decoder.0.weight"], m.decoder[0].weight.detach().numpy())  # stored exactly
 
 
 def test_gaussian_head_not_shipped():
     m = _model(CONFIGS["frey-small"])
-    header, w = unpack_payload(pack_decoder(m).data)
+    header, t = unpack_payload(pack_decoder(m).data)
     assert header["likelihood"] == "gaussian"
-    assert w.size == 3 * 40 + 40 + 40 * 560 + 560
+    assert sum(v.size for v in t.values()) == 3 * 40 + 40 + 40 * 560 + 560
 
 
 def test_id_depends_on_weights_only():
@@ -78,14 +111,10 @@ def test_id_depends_on_weights_only():
     assert a.model_id != c.model_id
 
 
-def test_bad_payloads_raise_clear_errors():
+def test_truncated_payload_is_not_a_safetensors_file():
     data = pack_decoder(_model(CONFIGS["softplus"])).data
-    with pytest.raises(ValueError, match="magic"):
-        unpack_payload(b"NOTAVAE!" + data[8:])
-    with pytest.raises(ValueError, match="floats after the header"):
-        unpack_payload(data[:-4])
-    with pytest.raises(ValueError, match="2-D latent"):
-        reference_decode(data, np.zeros(3))
+    with pytest.raises(SafetensorError):
+        load(data[:-4])
 
 
 def test_decoder_layers_rejects_foreign_decoder():
