@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from explorer import models  # noqa: E402
-from explorer.live_decoder import pack_decoder  # noqa: E402
+from explorer.live_decoder import decoder_layers, pack_decoder  # noqa: E402
 from tests.apps.serve import REPO, browser_missing, launch, streamlit_server  # noqa: E402
 
 APP = REPO / "streamlit_app.py"
@@ -220,10 +220,11 @@ def main() -> None:
             pg.screenshot(path=str(REPO / "docs" / "screenshots" / "drawing_pad.png"))
         browser.close()
 
+    widths = [str(ck.config.z_dim)] + [str(lin.out_features) for _, lin, _ in decoder_layers(ck.model)]
     med = lambda k: statistics.median(x[k] for x in d)  # noqa: E731
     smed = lambda k: statistics.median(x[k] for x in syn)  # noqa: E731
     rows += [
-        ("model", entry.name, f"decoder {' -> '.join(str(s['in']) for s in payload.header['layers'])} -> {payload.header['layers'][-1]['out']}"),
+        ("model", entry.name, "decoder " + " -> ".join(widths)),
         ("mouse drag: input events / painted frames (per drag)", f"{med('inputs'):.0f} / {med('frames'):.0f}", f"{args.moves} mouse moves, median of {len(d)} drags"),
         ("mouse drag: frames painted per second", f"{med('fps'):.1f}", "input-bound; median frame gap " + f"{med('gap_median'):.1f} ms"),
         ("mouse drag: input event to painted canvas, median", f"{med('lat_median'):.1f} ms", f"aim < 16 ms; p95 {med('lat_p95'):.1f} ms"),
@@ -236,7 +237,7 @@ def main() -> None:
          f"aim < 16 ms; p95 {smed('lat_p95'):.1f} ms (includes the wait for the next frame)"),
         ("drawing pad: stroke end to new reconstruction, median", f"{statistics.median(strokes):.0f} ms",
          f"aim < 300 ms; {len(strokes)} strokes, max {max(strokes):.0f} ms"),
-        ("payload: packed decoder", f"{payload.n_bytes:,} B", "float32 weights + JSON header, sent as raw bytes"),
+        ("payload: the decoder as safetensors", f"{payload.n_bytes:,} B", "float32 weights + JSON header, raw bytes"),
         ("websocket bytes to open the Live tab", f"{load_bytes:,} B", "whole page: app, sidebar, weights"),
         ("websocket bytes for one slider release (rerun)", f"{release_bytes:,} B", "weights not resent (message cache)"),
     ]
