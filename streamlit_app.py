@@ -21,7 +21,7 @@ import torch
 torch.set_num_threads(1)
 
 from explorer import models
-from views import directions, drawing_pad, interpolate, live, manifold, map_view, model_card, sliders, upload
+from views import directions, drawing_pad, interpolate, live, manifold, map_view, model_card, sliders, state, upload
 from views.context import ViewContext, load_model
 
 TABS: list[tuple[str, Callable[[ViewContext], None]]] = [
@@ -59,6 +59,8 @@ def main() -> None:
     # MNIST first, then by latent size: the default (first) model is the 2-D MNIST one if shipped.
     usable = models.display_order(usable)
     by_name = {e.name: e for e in usable}
+    notices = [state.unknown_in_url("model", list(by_name), "model"),
+               state.unknown_in_url("view", [label for label, _ in TABS], "view")]
     # Plain names as options: a bound selectbox writes the displayed label into the URL,
     # so a format_func would make links like ?model=MNIST%2C+20-D+latent.
     name = st.sidebar.selectbox("Model", list(by_name), key="model", bind="query-params")
@@ -71,6 +73,8 @@ def main() -> None:
     for err in failed:  # reported, and every other model stays usable
         st.sidebar.error(f"Skipped a checkpoint: {err}")
     st.sidebar.caption(f"Checkpoints from `{folder}`")
+    for msg in filter(None, notices):
+        st.warning(msg)
     tabs = st.tabs([label for label, _ in TABS], key="view", bind="query-params")
     for tab, (label, render) in zip(tabs, TABS):
         if tab.open:

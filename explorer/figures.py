@@ -6,11 +6,14 @@ Functions take arrays and return ``plotly.graph_objects.Figure``; nothing here d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
+
+from explorer.labels import LabelScheme
 
 # Markers drawn over the map, by role: (symbol, colour, size).
 MARKER_STYLE = {
@@ -23,20 +26,20 @@ MARKER_STYLE = {
 def map_figure(
     embedding: np.ndarray,
     labels: np.ndarray,
-    categorical: bool = True,
-    label_names: Sequence[str] | None = None,
+    scheme: LabelScheme,
     markers: Mapping[str, tuple[float, float, str]] | None = None,
     title: str = "",
     max_points: int | None = None,
 ) -> go.Figure:
-    """A WebGL scatter of the 2-D ``embedding`` (N, 2) coloured by ``labels`` (N,).
+    """A WebGL scatter of the 2-D ``embedding`` (N, 2) coloured by ``labels`` (N,) as
+    ``scheme`` (:func:`explorer.labels.label_scheme`) reads them.
 
-    ``categorical``: one trace per label (digits, with a legend that toggles them); otherwise
-    one trace on a continuous colour scale (Frey Face frame index). Every data point carries
-    its row index as ``customdata`` so a selection maps back to rows (:func:`selected_rows`).
-    ``markers``: name -> (x, y, role) drawn on top, role a key of :data:`MARKER_STYLE`; they
-    carry no customdata and so never count as selected. ``max_points`` keeps an evenly
-    spaced subset (row indices stay the original ones)."""
+    Categorical labels: one trace per label (digits, folder classes, with a legend that toggles
+    them); otherwise one trace on a continuous colour scale (Frey Face frame index). Every data
+    point carries its row index as ``customdata`` so a selection maps back to rows
+    (:func:`selected_rows`). ``markers``: name -> (x, y, role) drawn on top, role a key of
+    :data:`MARKER_STYLE`; they carry no customdata and so never count as selected.
+    ``max_points`` keeps an evenly spaced subset (row indices stay the original ones)."""
     e = np.asarray(embedding, dtype=np.float32)
     y = np.asarray(labels)
     if e.ndim != 2 or e.shape[1] != 2 or y.shape != (e.shape[0],):
@@ -46,27 +49,29 @@ def map_figure(
         rows = np.linspace(0, e.shape[0] - 1, max_points).astype(int)
     fig = go.Figure()
     common = dict(mode="markers", hovertemplate="row %{customdata}<br>%{text}<extra></extra>")
-    if categorical:
+    if scheme.categorical:
         palette = qualitative.D3 + qualitative.Plotly
         for i, c in enumerate(np.unique(y[rows])):
             r = rows[y[rows] == c]
-            name = label_names[int(c)] if label_names is not None and 0 <= int(c) < len(label_names) else str(c)
             fig.add_trace(
                 go.Scattergl(
-                    x=e[r, 0], y=e[r, 1], customdata=r, text=[f"label {name}"] * len(r), name=name,
+                    x=e[r, 0], y=e[r, 1], customdata=r, text=[scheme.describe(c)] * len(r), name=scheme.name(c),
                     marker=dict(size=4, color=palette[i % len(palette)], opacity=0.7), **common,
                 )
             )
+        legend = dict(itemsizing="constant")
     else:
         fig.add_trace(
             go.Scattergl(
-                x=e[rows, 0], y=e[rows, 1], customdata=rows, text=[f"frame {int(v)}" for v in y[rows]],
+                x=e[rows, 0], y=e[rows, 1], customdata=rows, text=[scheme.describe(v) for v in y[rows]],
                 name="test set", showlegend=False,
                 marker=dict(size=5, color=y[rows], colorscale="Viridis", opacity=0.8,
-                            colorbar=dict(title="frame", thickness=12)),
+                            colorbar=dict(title=dict(text=scheme.noun), thickness=12)),
                 **common,
             )
         )
+        # The colour bar holds the right-hand side: the markers' legend goes above the plot.
+        legend = dict(itemsizing="constant", orientation="h", x=0, y=1.0, xanchor="left", yanchor="bottom")
     for name, (mx, my, role) in (markers or {}).items():
         symbol, color, size = MARKER_STYLE.get(role, MARKER_STYLE["current"])
         fig.add_trace(
@@ -75,9 +80,10 @@ def map_figure(
                 marker=dict(symbol=symbol, color=color, size=size, line=dict(width=2, color=color)),
             )
         )
+    top = 40 if title or (markers and not scheme.categorical) else 10
     fig.update_layout(
-        title=title or None, height=560, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        dragmode="lasso", legend=dict(itemsizing="constant"), uirevision="map",
+        title=title or None, height=560, margin=dict(l=10, r=10, t=top, b=10),
+        dragmode="lasso", legend=legend, uirevision="map",
     )
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     return fig
@@ -111,32 +117,60 @@ def selected_rows(event) -> list[int]:
     return out
 
 
-def training_curves_figure(history: Sequence[Mapping]) -> go.Figure:
-    """ELBO (train and test) and its two parts, KL and reconstruction, against the epoch,
-    from the checkpoint's ``meta["history"]``. Missing keys are skipped."""
+def warmup_epochs(history: Sequence[Mapping]) -> int:
+    """How many leading epochs a training-curve plot leaves out of its y-range: those with a
+    KL weight (``beta``) still ramping up, and at least the first 5% of the run (the first
+    epochs' values are often far below the rest and would squash every later change)."""
+    ramp = 0
+    final_beta = history[-1].get("beta") if history else None
+    for h in history:
+        if final_beta is None or h.get("beta") is None or h["beta"] >= final_beta:
+            break
+        ramp += 1
+    return min(len(history) - 1, max(ramp, math.ceil(0.05 * len(history)))) if history else 0
+
+
+def _fitted_range(columns: Sequence[Sequence], start: int) -> list[float] | None:
+    """A y-range (5% margin) holding every finite value from index ``start`` on, or None."""
+    vals = np.array([v for col in columns for v in col[start:] if v is not None], dtype=np.float64)
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return None
+    lo, hi = float(vals.min()), float(vals.max())
+    pad = 0.05 * (hi - lo) or 0.5
+    return [lo - pad, hi + pad]
+
+
+def training_curves_figure(history: Sequence[Mapping], all_epochs: bool = False) -> go.Figure:
+    """ELBO (train and test) and its reconstruction part against the epoch, over the KL part
+    in a panel of its own (its own axis and ticks), from the checkpoint's ``meta["history"]``.
+    Missing keys are skipped. Unless ``all_epochs``, the y-ranges fit the epochs after
+    :func:`warmup_epochs`; the first epochs' lines then run off the top or bottom."""
+    from plotly.subplots import make_subplots  # here: the app's first tab needs no figure machinery
+
     epochs = [h.get("epoch") for h in history]
-    fig = go.Figure()
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.68, 0.32], vertical_spacing=0.06)
     series = [
-        ("train_elbo", "train ELBO", "#1f77b4", "solid"),
-        ("test_elbo", "test ELBO", "#ff7f0e", "solid"),
-        ("train_rec", "train E[log p(x|z)]", "#1f77b4", "dot"),
-        ("test_rec", "test E[log p(x|z)]", "#ff7f0e", "dot"),
+        ("train_elbo", "train ELBO", "#1f77b4", "solid", 1),
+        ("test_elbo", "test ELBO", "#ff7f0e", "solid", 1),
+        ("train_rec", "train E[log p(x|z)]", "#1f77b4", "dot", 1),
+        ("test_rec", "test E[log p(x|z)]", "#ff7f0e", "dot", 1),
+        ("train_kl", "train KL", "#2ca02c", "dash", 2),
+        ("test_kl", "test KL", "#d62728", "dash", 2),
     ]
-    for key, name, color, dash in series:
+    start = 0 if all_epochs else warmup_epochs(history)
+    shown: dict[int, list] = {1: [], 2: []}
+    for key, name, color, dash, row in series:
         ys = [h.get(key) for h in history]
         if any(v is not None for v in ys):
-            fig.add_trace(go.Scatter(x=epochs, y=ys, name=name, mode="lines+markers",
-                                     line=dict(color=color, dash=dash), marker=dict(size=4)))
-    for key, name, color in (("train_kl", "train KL", "#2ca02c"), ("test_kl", "test KL", "#d62728")):
-        ys = [h.get(key) for h in history]
-        if any(v is not None for v in ys):
-            fig.add_trace(go.Scatter(x=epochs, y=ys, name=name, mode="lines", yaxis="y2",
-                                     line=dict(color=color, dash="dash")))
-    fig.update_layout(
-        height=380, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="epoch",
-        yaxis=dict(title="nats per example"), yaxis2=dict(title="KL (nats)", overlaying="y", side="right"),
-        legend=dict(orientation="h", y=-0.2), title="Training curves",
-    )
+            shown[row].append(ys)
+            fig.add_trace(go.Scatter(x=epochs, y=ys, name=name, mode="lines", line=dict(color=color, dash=dash)),
+                          row=row, col=1)
+    for row, title in ((1, "nats per example"), (2, "KL (nats)")):
+        fig.update_yaxes(title_text=title, range=_fitted_range(shown[row], start), row=row, col=1)
+    fig.update_xaxes(title_text="epoch", row=2, col=1)
+    fig.update_layout(height=460, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.15),
+                      title="Training curves" + ("" if start == 0 else f" (y-axes fitted from epoch {start + 1})"))
     return fig
 
 

@@ -10,6 +10,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+PICTURE_PX = 720  # the longer side of a grid picture on the page, in CSS pixels
+
+
+def default_grid_size(image_shape: tuple[int, int], picture_px: int = PICTURE_PX, min_px: int = 50,
+                      smallest: int = 5, largest: int = 15) -> int:
+    """The default images per side for a grid of (H, W) images: the largest odd n (an odd grid
+    has the origin in its middle) whose picture, ``picture_px`` on its longer side, still shows
+    every image at least ``min_px`` across its narrower side. 28x28 digits: 13; 28x20 Frey
+    faces: 9 (15x15 faces are 39 px wide, too small to read an expression)."""
+    h, w = image_shape
+    scale = min_px / min(h, w)  # screen pixels per image pixel
+    n = int((picture_px / scale + 1) // (max(h, w) + 1))  # images plus their 1-px gaps
+    n = n if n % 2 else n - 1
+    return int(min(largest, max(smallest, n)))
+
 
 def gaussian_quantiles(n: int, coverage: float = 0.9) -> np.ndarray:
     """``n`` evenly spaced probabilities over the central ``coverage`` of (0, 1), mapped through

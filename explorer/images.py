@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 
 import numpy as np
 from PIL import Image
@@ -76,9 +77,15 @@ def letterbox(img: np.ndarray, size: int, pad_value: float = 0.5) -> np.ndarray:
     return out
 
 
-def auto_factor(shape: tuple[int, int], target: int = 280, max_factor: int = 8) -> int:
-    """An integer upscale that brings the longer side near ``target`` pixels (1..max_factor)."""
-    return int(max(1, min(max_factor, target // max(1, max(shape)))))
+def display_size(shape: tuple[int, int], target: int = 280, max_factor: int = 8) -> tuple[int, int]:
+    """How to show an (h, w) image with its longer side at ``target`` screen pixels (at most
+    ``max_factor`` per image pixel): ``(factor, width)``, the integer nearest-neighbour
+    upscale for the PNG (at least the shown size, so the browser only ever shrinks it and
+    pixels stay crisp) and the width in CSS pixels to show it at. Two images of one shape
+    get one size, whatever their captions."""
+    h, w = shape
+    scale = min(float(max_factor), target / max(1, h, w))
+    return max(1, math.ceil(scale - 1e-9)), max(1, round(w * scale))
 
 
 def png_bytes(img: np.ndarray, factor: int = 1) -> bytes:

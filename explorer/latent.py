@@ -63,12 +63,21 @@ class Typicality:
 
     ``sq_norm`` = ||z||^2, which is chi-square with J degrees of freedom under the prior;
     ``percentile`` its CDF value in [0, 1] (0.5: a typical norm; near 1: farther out than
-    almost every prior draw). ``abs_sd`` is |z_j| per dimension, in prior SDs."""
+    almost every prior draw; near 0: closer to the centre than almost every prior draw).
+    ``typical_range`` is the central interval of ||z||^2 that counts as typical, and
+    ``abs_sd`` is |z_j| per dimension, in prior SDs."""
 
     sq_norm: float
     percentile: float
     abs_sd: np.ndarray
     verdict: str
+    typical_range: tuple[float, float]
+
+
+TYPICAL = "typical"
+CLOSE = "atypically close to the mean"
+UNUSUAL = "unusual"
+FAR = "far outside the prior"
 
 
 def chi2_cdf(x: float | np.ndarray, dof: int) -> np.ndarray:
@@ -78,25 +87,48 @@ def chi2_cdf(x: float | np.ndarray, dof: int) -> np.ndarray:
     return torch.special.gammainc(torch.full_like(x, dof / 2.0), x.clamp(min=0) / 2.0).numpy()
 
 
-def typicality(z: np.ndarray, unusual: float = 0.99, extreme: float = 0.9999) -> Typicality:
-    """Where ``z`` (J,) falls under the prior; ``verdict`` is "typical", "unusual" (||z||^2
-    beyond the ``unusual`` quantile of chi-square(J)) or "far outside the prior" (beyond the
-    ``extreme`` quantile, or any coordinate beyond 4 SD).
+def chi2_quantile(p: float | np.ndarray, dof: int) -> np.ndarray:
+    """Inverse of :func:`chi2_cdf` for probabilities ``p`` in (0, 1), by bisection to 1e-9
+    relative. torch has no inverse incomplete gamma, and scipy.special costs the app's
+    start-up about 0.7 s to import for two numbers."""
+    p = torch.as_tensor(np.asarray(p, dtype=np.float64))
+    a = torch.full_like(p, dof / 2.0)
+    lo, hi = torch.zeros_like(p), torch.full_like(p, dof + 40.0 * np.sqrt(dof) + 100.0)
+    for _ in range(80):  # the bracket halves each step: 80 steps reach float64 resolution
+        mid = (lo + hi) / 2
+        below = torch.special.gammainc(a, mid / 2) < p
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    return ((lo + hi) / 2).numpy()
 
-    Only the outer tail counts: a point nearer the origin than most prior draws (low
-    percentile, common in high J) is still where the prior density is highest and decodes
-    sensibly, while far-out points are where the decoder has never been trained."""
+
+def typicality(z: np.ndarray, typical: float = 0.95, extreme: float = 0.9999) -> Typicality:
+    """Where ``z`` (J,) falls under the prior, judged on both tails of chi-square(J).
+
+    ``verdict``: "typical" when ||z||^2 lies in the central ``typical`` mass (2.5th to 97.5th
+    percentile by default); "atypically close to the mean" below it (in high J prior draws
+    almost never come near the origin, though its density is highest there: the typical set
+    is a thin shell at ||z||^2 ~ J); "unusual" above it; "far outside the prior" beyond the
+    ``extreme`` quantile or with any coordinate beyond 4 SD, where the decoder has never
+    been trained. For J <= 2 the density of ||z||^2 is highest at 0, so nothing counts as too
+    close there: only the upper tail is judged and ``typical_range`` starts at 0."""
     z = np.asarray(z, dtype=np.float64).reshape(-1)
+    J = z.shape[0]
     r2 = float(z @ z)
-    p = float(chi2_cdf(r2, z.shape[0]))
+    p = float(chi2_cdf(r2, J))
+    tail = (1.0 - typical) / 2.0
+    lo, hi = (float(v) for v in chi2_quantile(np.array([tail, 1.0 - tail]), J))
+    lower_tail = J > 2
     a = np.abs(z)
     if p > extreme or a.max(initial=0) > 4.0:
-        verdict = "far outside the prior"
-    elif p > unusual:
-        verdict = "unusual"
+        verdict = FAR
+    elif p > 1.0 - tail:
+        verdict = UNUSUAL
+    elif lower_tail and p < tail:
+        verdict = CLOSE
     else:
-        verdict = "typical"
-    return Typicality(sq_norm=r2, percentile=p, abs_sd=a.astype(np.float32), verdict=verdict)
+        verdict = TYPICAL
+    return Typicality(sq_norm=r2, percentile=p, abs_sd=a.astype(np.float32), verdict=verdict,
+                      typical_range=(lo if lower_tail else 0.0, hi))
 
 
 def active_dims(kl_per_dim: np.ndarray, threshold: float = 0.01) -> np.ndarray:

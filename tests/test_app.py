@@ -56,6 +56,12 @@ def _digit_png(w=90, h=120) -> bytes:
     return buf.getvalue()
 
 
+def _slider(at: AppTest, name: str, j: int):
+    """The Sliders tab's slider j of model ``name`` (its key carries the point's revision)."""
+    revs = at.session_state["z.rev"] if "z.rev" in at.session_state else {}
+    return at.slider(key=f"slider.{name}.{revs.get(name, 0)}.{j}")
+
+
 def _texts(at: AppTest) -> list[str]:
     return [str(e.value) for group in (at.caption, at.markdown, at.info) for e in group]
 
@@ -66,7 +72,7 @@ def _check_view(at: AppTest, view: str, z_dim: int, name: str, has_map: bool = T
         assert len(at.get("image")) == 1 and len(at.get("download_button")) == 1
     elif view == "Sliders":
         for j in range(z_dim):
-            at.slider(key=f"slider.{name}.{j}")  # raises KeyError if missing
+            _slider(at, name, j)  # raises KeyError if missing
         assert len(at.get("image")) == 1
     elif view == "Map":
         if has_map:
@@ -156,19 +162,19 @@ def test_model_from_url(tiny_dir, monkeypatch):
 def test_slider_changes_decoded_image(tiny_dir, monkeypatch):
     at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Sliders")
     before = _image_urls(at)
-    at.slider(key="slider.mnist-z5.1").set_value(2.5).run()
+    _slider(at, "mnist-z5", 1).set_value(2.5).run()
     after = _image_urls(at)
     assert not at.exception and len(after) == 1 and after != before
     assert at.session_state["z"]["mnist-z5"] == pytest.approx([0, 2.5, 0, 0, 0])
     # far out: the page says so
     for j in range(5):
-        at.slider(key=f"slider.mnist-z5.{j}").set_value(4.0)
+        _slider(at, "mnist-z5", j).set_value(4.0)
     at.run()
     assert any("far outside the prior" in m.value for m in at.markdown)
     at.button(key="sl.mnist-z5.reset").click().run()
-    assert at.slider(key="slider.mnist-z5.1").value == 0.0
+    assert [_slider(at, "mnist-z5", j).value for j in range(5)] == [0.0] * 5
     at.button(key="sl.mnist-z5.rand").click().run()
-    assert any(at.slider(key=f"slider.mnist-z5.{j}").value != 0.0 for j in range(5))
+    assert any(_slider(at, "mnist-z5", j).value != 0.0 for j in range(5))
 
 
 def test_grid_follows_the_slider_point(tiny_dir, monkeypatch):
@@ -176,7 +182,7 @@ def test_grid_follows_the_slider_point(tiny_dir, monkeypatch):
     base_url = _image_urls(at)
     at.selectbox(key="grid.mnist-z5.base.src").set_value("Current slider point").run()
     assert _image_urls(at) == base_url  # the slider point starts at the origin
-    _open(at, "Sliders").slider(key="slider.mnist-z5.0").set_value(1.5).run()
+    _slider(_open(at, "Sliders"), "mnist-z5", 0).set_value(1.5).run()
     _open(at, "Manifold grid")
     assert _image_urls(at) != base_url
     at.radio(key="grid.mnist-z5.dirs").set_value("Two principal directions of the encoded test set").run()
@@ -201,7 +207,7 @@ def test_upload_produces_encoding(tiny_dir, monkeypatch):
     z = at.session_state["z"]["mnist-z5"]
     assert len(z) == 5 and any(v != 0 for v in z)
     _open(at, "Sliders")
-    assert [at.slider(key=f"slider.mnist-z5.{j}").value for j in range(5)] == pytest.approx(z)
+    assert [_slider(at, "mnist-z5", j).value for j in range(5)] == pytest.approx(z)
     # the upload is kept when the tab closes, and other views can use it
     _open(at, "Interpolate")
     at.selectbox(key="interp.mnist-z5.a.src").set_value("Upload").run()

@@ -95,7 +95,7 @@ def _expected(ck, z: np.ndarray, target: int, max_factor: int = 8) -> np.ndarray
     img = models.decode(ck, np.asarray(z, np.float32))
     if img.ndim == 3:
         img = images.tile(img, ncols=len(img))
-    return images.display(img, images.auto_factor(img.shape, target=target, max_factor=max_factor))
+    return images.display(img, images.display_size(img.shape, target=target, max_factor=max_factor)[0])
 
 
 def _assert_image(media, url: str, want: np.ndarray) -> None:

@@ -3,12 +3,15 @@
 import numpy as np
 
 from explorer import figures
+from explorer.labels import label_scheme
+
+DIGITS, FRAMES = label_scheme("mnist"), label_scheme("frey")
 
 
 def test_map_figure_categorical_customdata_rows():
     emb = np.random.default_rng(0).standard_normal((30, 2))
     labels = np.arange(30) % 3
-    fig = figures.map_figure(emb, labels, markers={"you": (0.0, 0.0, "current")})
+    fig = figures.map_figure(emb, labels, DIGITS, markers={"you": (0.0, 0.0, "current")})
     data = [t for t in fig.data if t.customdata is not None]
     assert len(data) == 3 and sorted(t.name for t in data) == ["0", "1", "2"]
     rows = np.concatenate([t.customdata for t in data])
@@ -19,8 +22,26 @@ def test_map_figure_categorical_customdata_rows():
 
 
 def test_map_figure_continuous_and_subsample():
-    fig = figures.map_figure(np.zeros((100, 2)), np.arange(100), categorical=False, max_points=10)
+    fig = figures.map_figure(np.zeros((100, 2)), np.arange(100), FRAMES, max_points=10)
     assert len(fig.data) == 1 and len(fig.data[0].x) == 10 and fig.data[0].marker.colorscale is not None
+    assert fig.data[0].text[3] == "frame 33" and fig.data[0].marker.colorbar.title.text == "frame"
+
+
+def test_map_legend_clears_the_colour_bar():
+    # A continuous map has a colour bar on the right: the markers' legend goes above the plot,
+    # not over the bar's title; a categorical map keeps its class legend on the right.
+    fig = figures.map_figure(np.zeros((10, 2)), np.arange(10), FRAMES, markers={"you": (0.0, 0.0, "current")})
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.yanchor == "bottom"
+    assert fig.layout.margin.t >= 30
+    fig = figures.map_figure(np.zeros((10, 2)), np.arange(10) % 2, DIGITS, markers={"you": (0.0, 0.0, "current")})
+    assert fig.layout.legend.orientation is None
+
+
+def test_map_folder_classes_by_name():
+    scheme = label_scheme("folder", {"label_names": ["cat", "dog"]})
+    fig = figures.map_figure(np.zeros((4, 2)), np.array([0, 1, 1, -1]), scheme)
+    assert sorted(t.name for t in fig.data) == ["cat", "dog", "none"]
+    assert set(next(t for t in fig.data if t.name == "dog").text) == {"class dog"}
 
 
 def test_selected_rows_all_customdata_shapes():
@@ -36,6 +57,27 @@ def test_training_curves_skip_missing_keys():
     hist = [{"epoch": 1, "train_elbo": -200.0, "test_elbo": -205.0}, {"epoch": 2, "train_elbo": -150.0, "test_elbo": -155.0}]
     fig = figures.training_curves_figure(hist)
     assert [t.name for t in fig.data] == ["train ELBO", "test ELBO"]
+
+
+def _history(n: int, warmup: int) -> list[dict]:
+    # Like a real run: epoch 1 far below the rest (-250 vs about 850), KL on another scale.
+    return [{"epoch": e, "train_elbo": 850.0 - 1100.0 / e ** 2, "test_elbo": 845.0 - 1000.0 / e ** 2,
+             "train_kl": 10.0 + 30.0 / e, "test_kl": 11.0 + 30.0 / e, "beta": min(1.0, e / (warmup + 1))}
+            for e in range(1, n + 1)]
+
+
+def test_training_curves_fit_the_y_range_after_warmup():
+    assert figures.warmup_epochs(_history(200, warmup=0)) == 10  # 5% of the run at least
+    assert figures.warmup_epochs(_history(100, warmup=8)) == 8  # the KL weight's ramp
+    fig = figures.training_curves_figure(_history(200, warmup=0))
+    lo, hi = fig.layout.yaxis.range
+    later = [v for t in fig.data if t.yaxis == "y" for v in t.y[10:]]
+    assert lo <= min(later) and hi >= max(later) and lo > 800  # epoch 1 (-250) does not squash the rest
+    assert "from epoch 11" in fig.layout.title.text
+    kl_traces = [t for t in fig.data if t.name.endswith("KL")]
+    assert {t.yaxis for t in kl_traces} == {"y2"} and fig.layout.yaxis2.title.text == "KL (nats)"
+    full = figures.training_curves_figure(_history(200, warmup=0), all_epochs=True)
+    assert full.layout.yaxis.range[0] < -250 and "from epoch" not in full.layout.title.text
 
 
 def test_kl_and_mu_sigma_figures():

@@ -57,3 +57,15 @@ def test_principal_directions_recover_known_axes():
     assert abs(d[0, 1]) > 0.99 and abs(d[1, 3]) > 0.99
     assert d[0, 1] > 0 and d[1, 3] > 0  # sign convention: largest component positive
     assert np.allclose(sd, [3.0, 1.5], rtol=0.1)
+
+
+def test_default_grid_size_readable_for_the_image_size():
+    assert grids.default_grid_size((28, 28)) == 13  # MNIST digits
+    assert grids.default_grid_size((28, 20)) == 9  # Frey faces: 15 would show them 39 px wide
+    for shape in [(28, 28), (28, 20), (64, 64), (8, 8), (200, 100)]:
+        n = grids.default_grid_size(shape)
+        assert n % 2 == 1 and 5 <= n <= 15
+        h, w = shape
+        side = n * (max(h, w) + 1) - 1  # the picture's longer side in image pixels
+        if 5 < n < 15:  # not clamped: every image at least 50 px across on a 720 px picture
+            assert min(h, w) * grids.PICTURE_PX / side >= 50

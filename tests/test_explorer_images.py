@@ -30,7 +30,14 @@ def test_upscale_and_display():
     d = images.display(img, 3)
     assert d.shape == (6, 6) and d.dtype == np.uint8
     assert d[0, 0] == 0 and d[0, 5] == 255 and d[5, 0] == 128 and d[5, 5] == 255  # clipped
-    assert images.auto_factor((28, 28), 280) == 8 and images.auto_factor((500, 500), 280) == 1
+
+
+def test_display_size_crisp_upscale_and_shown_width():
+    assert images.display_size((28, 28), 280, max_factor=8) == (8, 224)  # capped at 8 screen px per pixel
+    assert images.display_size((28, 20), 220) == (8, 157)  # longer side at 220: 7.86 px per pixel
+    f, w = images.display_size((376, 376), 720, max_factor=6)
+    assert (f, w) == (2, 720) and 376 * f >= w  # the PNG is at least as wide as shown: only ever shrunk
+    assert images.display_size((900, 300), 450) == (1, 150)  # larger than the target: shown smaller
 
 
 def test_png_roundtrip():

@@ -49,19 +49,38 @@ def test_chi2_cdf_matches_scipy(dof):
     assert np.allclose(latent.chi2_cdf(x, dof), chi2.cdf(x, dof), atol=1e-8)
 
 
-def test_typicality_verdicts():
+@pytest.mark.parametrize("dof", [1, 2, 3, 5, 20, 200])
+def test_chi2_quantile_inverts_the_cdf(dof):
+    p = np.array([1e-6, 0.025, 0.5, 0.975, 0.9999])
+    assert np.allclose(latent.chi2_quantile(p, dof), chi2.ppf(p, dof), rtol=1e-7)
+
+
+def test_typicality_verdicts_two_tailed():
     J = 20
+    lo, hi = chi2.ppf([0.025, 0.975], J)
     typical = latent.typicality(np.full(J, 1.0))  # ||z||^2 = J: the middle of chi2(J)
     assert typical.verdict == "typical" and 0.3 < typical.percentile < 0.7
-    assert typical.sq_norm == pytest.approx(J)
-    central = latent.typicality(np.zeros(J))  # nearer the origin than any draw, but where the density peaks
-    assert central.verdict == "typical" and central.percentile < 1e-6
-    assert latent.typicality(np.full(J, 1.6)).verdict in ("unusual", "far outside the prior")
+    assert typical.sq_norm == pytest.approx(J) and typical.typical_range == pytest.approx((lo, hi))
+    central = latent.typicality(np.zeros(J))  # the density's peak, but prior draws never come this close
+    assert central.verdict == "atypically close to the mean" and central.percentile < 1e-6
+    # Just inside and just outside both ends of the central 95%.
+    for r2, want in [(lo * 1.01, "typical"), (lo * 0.99, "atypically close to the mean"),
+                     (hi * 0.99, "typical"), (hi * 1.01, "unusual")]:
+        assert latent.typicality(np.full(J, np.sqrt(r2 / J))).verdict == want, r2
+    assert latent.typicality(np.full(J, np.sqrt(2.0))).verdict == "unusual"  # ||z||^2 = 40: CDF 0.995
+    assert latent.typicality(np.full(J, 2.0)).verdict == "far outside the prior"  # ||z||^2 = 80
     one_far = np.zeros(2)
     one_far[0] = 4.5
     t = latent.typicality(one_far)
     assert t.verdict == "far outside the prior" and t.abs_sd[0] == pytest.approx(4.5)
-    assert latent.typicality(np.full(J, np.sqrt(2.0))).verdict == "unusual"  # ||z||^2 = 40: CDF 0.995
+
+
+@pytest.mark.parametrize("J", [1, 2])
+def test_typicality_low_dimensions_judge_only_the_outer_tail(J):
+    # chi2(1) and chi2(2) have their highest density at 0: the origin is typical there.
+    t = latent.typicality(np.zeros(J))
+    assert t.verdict == "typical" and t.typical_range[0] == 0.0
+    assert t.typical_range[1] == pytest.approx(chi2.ppf(0.975, J))
 
 
 def test_active_dims():

@@ -44,3 +44,17 @@ def test_place_on_map_identity_for_2d_latent():
 def test_place_on_map_bad_embedding():
     with pytest.raises(ValueError, match="embedding"):
         neighbors.place_on_map(np.zeros(3), np.zeros((4, 3)), np.zeros((5, 2)))
+
+
+def test_label_vote_counts_and_breaks_ties_by_the_nearer_neighbour():
+    assert neighbors.label_vote(np.array([5, 8, 5, 6, 8, 5])) == [(5, 3), (8, 2), (6, 1)]
+    assert neighbors.label_vote(np.array([8, 5, 5, 8])) == [(8, 2), (5, 2)]  # tie: 8 is nearest
+    assert neighbors.label_vote(np.array([3])) == [(3, 1)]
+
+
+def test_pooled_pixels_block_means():
+    imgs = np.arange(2 * 4 * 6, dtype=np.float32).reshape(2, 4, 6)
+    p = neighbors.pooled_pixels(imgs)
+    assert p.shape == (2, 6) and p.dtype == np.float32
+    assert p[0, 0] == imgs[0, :2, :2].mean() and p[1, -1] == imgs[1, 2:, 4:].mean()
+    assert np.array_equal(neighbors.pooled_pixels(imgs[1]), p[1])  # one image: one vector

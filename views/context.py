@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import streamlit as st
 
-from explorer import models, originals, preprocess
+from explorer import models, neighbors, originals, preprocess
+from explorer.labels import LabelScheme, label_scheme
 from explorer.models import Checkpoint, ModelEntry
 from views import state
 
@@ -52,6 +53,17 @@ def _prepared_upload(path: str, mtime: float, sha1: str, name: str, _data: bytes
     return prep, mu, logvar
 
 
+@st.cache_resource(show_spinner="Decoding the test set once, to compare reconstructions with it...", max_entries=8)
+def reconstruction_pixels(path: str, mtime: float) -> np.ndarray | None:
+    """The decoded means of every stored test point, 2x2-pooled: (N, D) float32 (about 8 MB
+    for MNIST), or None without a usable ``test_mu``. What a reconstruction is compared with
+    to say which test images it looks like."""
+    ck, err = load_model(path, mtime)
+    if ck is None or "test_mu" in models.check_arrays(ck):
+        return None
+    return neighbors.pooled_pixels(models.decode(ck, ck.arrays["test_mu"].numpy()))
+
+
 @st.cache_resource(show_spinner="Loading the dataset's test images...", max_entries=4)
 def test_images(dataset: str) -> tuple[np.ndarray | None, str | None]:
     """The dataset's test images (M, H, W) in [0, 1] if the data folder is here, else a reason."""
@@ -82,6 +94,11 @@ class ViewContext:
     @property
     def dataset(self) -> str:
         return str(self.ck.meta.get("dataset", ""))
+
+    @property
+    def labels(self) -> LabelScheme:
+        """What this model's test labels are (digits, frame indices, folder classes)."""
+        return label_scheme(self.dataset, self.ck.meta)
 
     def array(self, key: str) -> np.ndarray | None:
         """A stored test-set array as numpy, or None if absent or reported in ``problems``."""
@@ -114,3 +131,6 @@ class ViewContext:
 
     def test_images(self) -> tuple[np.ndarray | None, str | None]:
         return test_images(self.dataset)
+
+    def reconstruction_pixels(self) -> np.ndarray | None:
+        return reconstruction_pixels(str(self.entry.path), self.entry.mtime)

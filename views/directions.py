@@ -164,7 +164,8 @@ def _edit_controls(ctx: ViewContext, dirs: list[ed.Direction]):
         st.caption(f"Quality: {ed.quality_text(d)}. Source: {d.source or 'n/a'}.")
         moves.append((d, a))
     others = [d.key for d in dirs if d.key not in chosen]
-    hold_keys = st.pills("Hold fixed (conditional edit: their projections do not change)", others,
+    more = f"; {len(others)} directions, scroll the row sideways for all" if len(others) > 2 else ""
+    hold_keys = st.pills(f"Hold fixed (conditional edit: their projections do not change{more})", others,
                          selection_mode="multi", format_func=lambda key: by_key[key].title,
                          key=f"{k}.hold") if others else []
     hold = [by_key[h] for h in hold_keys or [] if h in by_key]
@@ -178,7 +179,7 @@ def _edit_result(ctx: ViewContext, base, base_desc: str, result, path, hold: lis
     c1, c2 = st.columns(2)
     show(ctx.decode(base), caption=f"base: {base_desc}", target=220, where=c1)
     show(ctx.decode(result), caption="result", target=220, where=c2)
-    st.button("Send the result to the sliders", key=f"{k}.send", on_click=state.set_z, args=(name, result))
+    st.button(state.USE_AS_CURRENT, key=f"{k}.send", on_click=state.set_z, args=(name, result))
     frames = ctx.decode(path)
     strip = images.tile(frames, ncols=steps)
     show(strip, target=900, max_factor=6,
@@ -271,8 +272,7 @@ def _pick_from_map(ctx: ViewContext, mu: np.ndarray, k: str) -> dict | None:
     if emb is None or labels is None:
         st.info("No stored map for this checkpoint; use the gallery.")
         return None
-    categorical = ctx.dataset == "mnist" or bool(ctx.ck.meta.get("label_names"))
-    fig = figures.map_figure(emb, labels, categorical=categorical, label_names=ctx.ck.meta.get("label_names"))
+    fig = figures.map_figure(emb, labels, ctx.labels)
     fig.update_layout(height=420)
     event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key=f"{k}.map")
     rows = figures.selected_rows(event)

@@ -1,37 +1,53 @@
-"""Showing float images in the page: upscaled with nearest neighbour, always as PNG
-(Streamlit's "auto" picks JPEG for arrays, which smears a 28x28 digit)."""
+"""What several views show the same way: float images (upscaled with nearest neighbour, always
+PNG: Streamlit's "auto" picks JPEG for arrays, which smears a 28x28 digit), an encoded image
+with its verdict under the prior, and that verdict's wording."""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from explorer import images
+from explorer import images, latent
+from views import state
+
+VERDICT_COLOR = {latent.TYPICAL: "green", latent.CLOSE: "blue", latent.UNUSUAL: "orange", latent.FAR: "red"}
 
 
 def show(img: np.ndarray, caption: str | None = None, target: int = 280, max_factor: int = 8, where=st,
          inline: bool = False) -> None:
-    """``img`` (h, w) floats in [0, 1], scaled up by an integer factor towards ``target`` px.
+    """``img`` (h, w) floats in [0, 1], its longer side shown at ``target`` px (at most
+    ``max_factor`` screen pixels per image pixel; see :func:`explorer.images.display_size`).
+    The width is set explicitly: left to Streamlit, an image stretches to its caption's width.
     ``inline``: send the PNG inside the page update (a data URI) instead of as a media file the
     browser then fetches; saves a round trip where an image changes on every slider move."""
-    f = images.auto_factor(img.shape, target=target, max_factor=max_factor)
+    f, width = images.display_size(img.shape, target=target, max_factor=max_factor)
     if inline:
-        where.image(images.png_data_uri(img, f), caption=caption)
+        where.image(images.png_data_uri(img, f), caption=caption, width=width)
     else:
-        where.image(images.display(img, f), caption=caption, output_format="PNG")
+        where.image(images.display(img, f), caption=caption, output_format="PNG", width=width)
 
 
-def show_encoding(ctx, x: np.ndarray, mu: np.ndarray, send_label: str, send_key: str, verdict_md: str) -> None:
+def typicality_md(z: np.ndarray, name: str = "||z||²") -> str:
+    """Markdown: the verdict on ``z`` (J,) under the prior, coloured, with ``name`` (||z||² or
+    ||mu||²), its percentile of chi-square(J) and the range that counts as typical."""
+    t = latent.typicality(z)
+    J = int(np.size(z))
+    lo, hi = t.typical_range
+    md = (f"**Under the prior:** :{VERDICT_COLOR[t.verdict]}[{t.verdict}]  \n"
+          f"{name} = {t.sq_norm:.2f}, at the {100 * t.percentile:.1f}th percentile of χ²({J}); "
+          f"95% of prior draws have {name} " + (f"between {lo:.1f} and {hi:.1f}" if lo > 0 else f"below {hi:.1f}"))
+    if t.verdict == latent.CLOSE:
+        md += (f".  \n:gray[In {J} dimensions prior draws lie in a shell around {name} ≈ {J}, not at the "
+               "centre: the density is highest here, yet hardly any draw (or encoded image) comes this close.]")
+    return md
+
+
+def show_encoding(ctx, x: np.ndarray, mu: np.ndarray, send_key: str) -> None:
     """What an encoded image (upload or drawing) shows beside its mu +- sigma chart: the model
-    input next to its reconstruction from mu, how typical mu is under the prior, and a button
-    that makes mu the app's current point. ``x`` (H, W) model input, ``mu`` (J,).
-    ``verdict_md`` formats the typicality line with ``{verdict}``, ``{pct}`` and ``{J}``."""
-    from explorer import latent
-    from views import state
-
+    input next to its reconstruction from mu, how typical mu is under the prior, and the
+    button that makes mu the app's current point. ``x`` (H, W) model input, ``mu`` (J,)."""
     rec = ctx.decode(mu)
     pair = images.tile(np.stack([x, rec]), ncols=2, pad=2)
     show(pair, target=320, max_factor=8, caption="model input | reconstruction (decoded mu)")
-    t = latent.typicality(mu)
-    st.markdown(verdict_md.format(verdict=t.verdict, pct=f"{100 * t.percentile:.1f}", J=ctx.z_dim))
-    st.button(send_label, key=send_key, on_click=state.set_z, args=(ctx.name, mu), type="primary")
+    st.markdown(typicality_md(mu, "||mu||²"))
+    st.button(state.USE_AS_CURRENT, key=send_key, on_click=state.set_z, args=(ctx.name, mu), type="primary")

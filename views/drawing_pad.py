@@ -1,4 +1,4 @@
-"""Draw: a pad to draw a digit (or a face) with the mouse or a finger, encoded as you draw.
+"""Draw: a pad to draw a digit (a face, an image) with the mouse or a finger, encoded as you draw.
 
 The pad is a small components-v2 canvas (``drawing_pad.js`` and ``drawing_pad.css`` beside
 this file). At the end of every stroke it sends the drawing to Python as a PNG, which goes
@@ -53,8 +53,7 @@ def render(ctx: ViewContext) -> None:
 def _panel(ctx: ViewContext) -> None:
     name = ctx.name
     H, W = ctx.image_shape
-    style = preprocess.style_for_dataset(ctx.dataset)
-    what = "a digit" if style == "mnist" else "a face"
+    what = ctx.labels.subject
     left, mid, right = st.columns([1.1, 1, 1.3])
     with left:
         hint = f"draw {what}; it is encoded at the end of each stroke"
@@ -68,8 +67,7 @@ def _panel(ctx: ViewContext) -> None:
         mid.info(f"{e}. Draw {what} on the pad.")
         return
     with mid:
-        show_encoding(ctx, prep.x, mu, "Use as the current point", f"draw.{name}.send",
-                      ":gray[||mu||² at the {pct}th percentile of χ²({J}): {verdict}]")
+        show_encoding(ctx, prep.x, mu, f"draw.{name}.send")
     with right:
         fig = figures.mu_sigma_figure(mu, logvar)
         fig.update_layout(height=max(200, 22 * ctx.z_dim + 90), title="q(z|drawing): mu ± sigma (grey: prior ±1 SD)")
@@ -79,9 +77,8 @@ def _panel(ctx: ViewContext) -> None:
         st.caption("This checkpoint has no usable map of its test set.")
         return
     pos = neighbors.place_on_map(mu, test_mu, emb)
-    categorical = ctx.dataset == "mnist" or bool(ctx.ck.meta.get("label_names"))
-    fig = figures.map_figure(emb, labels, categorical=categorical, label_names=ctx.ck.meta.get("label_names"),
-                             markers={"drawing": (float(pos[0]), float(pos[1]), "upload")}, max_points=3000)
+    fig = figures.map_figure(emb, labels, ctx.labels, markers={"drawing": (float(pos[0]), float(pos[1]), "upload")},
+                             max_points=3000)
     fig.update_layout(height=420, dragmode="pan")
     st.markdown("**The drawing on the map** (star; placed at its nearest test points' weighted mean position)")
     st.plotly_chart(fig, key=f"draw.{name}.map")

@@ -8,16 +8,17 @@ import streamlit as st
 from explorer import images, latent
 from views.context import ViewContext
 from views.display import show
-from views.points import pick_point
+from views.points import contrasting_row, pick_point
 
 
 def render(ctx: ViewContext) -> None:
     k = f"interp.{ctx.name}"
     a, b, c = st.columns(3)
+    # Default: two test images of different classes (a prior draw can decode to a blob in high J).
     with a:
         z0, d0 = pick_point(ctx, "From", key=f"{k}.a", default="Dataset point")
     with b:
-        z1, d1 = pick_point(ctx, "To", key=f"{k}.b", default="Prior sample")
+        z1, d1 = pick_point(ctx, "To", key=f"{k}.b", default="Dataset point", default_row=contrasting_row(ctx))
     with c:
         steps = st.slider("Steps", 3, 24, 10, key=f"{k}.steps", persist_state="session")
         mode = st.radio("Path", ["linear", "slerp"], key=f"{k}.mode", horizontal=True, persist_state="session",

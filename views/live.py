@@ -21,7 +21,7 @@ from views.live_component import live_decoder, reported_z
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def decoder_payload(path: str, mtime: float) -> LivePayload:
-    """The packed decoder of one checkpoint version (built once, shared by sessions)."""
+    """The decoder of one checkpoint version as safetensors bytes (built once, shared by sessions)."""
     ck, err = load_model(path, mtime)
     if ck is None:
         raise RuntimeError(err)
@@ -34,12 +34,6 @@ def _take_report(model: str, key: str) -> None:
         state.set_z(model, z)
 
 
-def _random(model: str, z_dim: int) -> None:
-    seed = st.session_state.get("live.seed", 0) + 1
-    st.session_state["live.seed"] = seed
-    state.set_z(model, latent.prior_samples(1, z_dim, 1000 + seed)[0])
-
-
 def render(ctx: ViewContext) -> None:
     name, J = ctx.name, ctx.z_dim
     payload = decoder_payload(str(ctx.entry.path), ctx.entry.mtime)
@@ -50,9 +44,9 @@ def render(ctx: ViewContext) -> None:
     )
     with st.container(horizontal=True):
         st.button("Reset to origin", key=f"{key}.reset", on_click=state.set_z, args=(name, np.zeros(J)))
-        st.button("Random prior sample", key=f"{key}.rand", on_click=_random, args=(name, J))
+        st.button("Random prior sample", key=f"{key}.rand", on_click=state.set_random_z, args=(name, J))
     z = ctx.current_z()
-    live_decoder(payload, z, key=key, span=state.SLIDER_RANGE, step=0.05,
+    live_decoder(payload, z, key=key, span=state.SLIDER_RANGE, step=state.SLIDER_STEP,
                  on_change=functools.partial(_take_report, name, key))
     t = latent.typicality(z)
     st.caption(

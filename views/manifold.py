@@ -19,14 +19,15 @@ def render(ctx: ViewContext) -> None:
     c1, c2 = st.columns([1, 2])
     with c1:
         mode = st.radio("Grid", modes, key=f"{k}.mode", persist_state="session")
-        n = st.slider("Grid size (images per side)", 3, 30, 15 if J == 2 else 11, key=f"{k}.n",
-                      persist_state="session")
+        n = st.slider("Grid size (images per side)", 3, 30, grids.default_grid_size(ctx.image_shape),
+                      key=f"{k}.n", persist_state="session")
         if mode.startswith("Fig. 4"):
             cov = st.slider("Span (central probability mass covered)", 0.50, 0.999, 0.90, step=0.005,
                             key=f"{k}.cov", persist_state="session", format="%.3f")
             z = grids.fig4_grid(n, cov)
             q = float(grids.gaussian_quantiles(2, cov)[1])
-            axes = f"z0 left to right, z1 bottom to top, each over +-{q:.2f} SD (quantiles {(1 - cov) / 2:.3f}..{(1 + cov) / 2:.3f})"
+            axes = (f"z0 left to right, z1 bottom to top, each over +-{q:.2f} SD "
+                    f"(quantiles {(1 - cov) / 2:.3f}..{(1 + cov) / 2:.3f})")
         else:
             base, base_desc = pick_point(ctx, "Through", key=f"{k}.base")
             dir_opts = ["Two latent dimensions"]
@@ -57,6 +58,6 @@ def render(ctx: ViewContext) -> None:
     with c2:
         imgs = ctx.decode(z)  # (n, n, H, W)
         pic = images.tile(imgs, pad=1)
-        show(pic, f"{n}x{n} decoded means: {axes}", target=640, max_factor=6)
+        show(pic, f"{n}x{n} decoded means: {axes}", target=grids.PICTURE_PX, max_factor=6)
         st.download_button("Download PNG", images.png_bytes(pic, factor=2), file_name=f"{name}-grid.png",
                            mime="image/png", key=f"{k}.png", on_click="ignore")

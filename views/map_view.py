@@ -27,14 +27,12 @@ def render(ctx: ViewContext) -> None:
     enc = ctx.upload_encoding()
     if enc is not None and not isinstance(enc, str):
         markers["upload"] = (*neighbors.place_on_map(enc[1], mu, emb), "upload")
-    categorical = ctx.dataset == "mnist" or bool(ctx.ck.meta.get("label_names"))
     how = "the latent plane itself" if ctx.z_dim == 2 else "a 2-D UMAP of the encoded means"
     st.caption(
-        f"{len(mu)} test images at their encoded means, drawn on {how}; colour: "
-        f"{'label' if categorical else 'frame index'}. Click, or pick box/lasso in the toolbar to select."
+        f"{len(mu)} test images at their encoded means, drawn on {how}; colour: {ctx.labels.noun}. "
+        "Click, or pick box/lasso in the toolbar to select."
     )
-    fig = figures.map_figure(emb, labels, categorical=categorical, label_names=ctx.ck.meta.get("label_names"),
-                             markers=markers)
+    fig = figures.map_figure(emb, labels, ctx.labels, markers=markers)
     event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key=f"map.{name}")
     rows = figures.selected_rows(event)
     if not rows:
@@ -46,8 +44,8 @@ def render(ctx: ViewContext) -> None:
     shown = rows[np.linspace(0, len(rows) - 1, MAX_SHOWN).round().astype(int)] if len(rows) > MAX_SHOWN else rows
     st.markdown(f"**{len(rows)} selected**" + (f" (showing {MAX_SHOWN} spread over the selection)"
                                                if len(rows) > MAX_SHOWN else ""))
-    st.button("Send the first selected point to the sliders", key=f"map.{name}.send",
-              on_click=state.set_z, args=(name, mu[shown[0]]))
+    st.button(state.USE_AS_CURRENT, key=f"map.{name}.send", on_click=state.set_z, args=(name, mu[shown[0]]),
+              help="the first selected point becomes the app's current point (Sliders, Live, grids)")
     ncols = min(12, len(shown))
     recon = images.tile(ctx.decode(mu[shown]), ncols=ncols)
     show(recon, target=640, max_factor=4, caption="reconstructions: decoded means of the selected points' q(z|x)")

@@ -39,17 +39,21 @@ def render(ctx: ViewContext) -> None:
     if other:
         st.caption("Other metrics: " + ", ".join(f"{k2} = {_fmt(v)}" for k2, v in other.items()))
     if hist:
-        st.plotly_chart(figures.training_curves_figure(hist), key=f"card.{ctx.name}.curves")
+        all_epochs = st.toggle("Fit the curves' axes to every epoch, the first ones included",
+                               key=f"card.{ctx.name}.all_epochs") if figures.warmup_epochs(hist) else False
+        st.plotly_chart(figures.training_curves_figure(hist, all_epochs=all_epochs), key=f"card.{ctx.name}.curves")
     else:
         st.caption("No training history stored.")
     kl = models.kl_per_dim(ck)
     if kl is not None:
         act = latent.active_dims(kl)
         st.plotly_chart(figures.kl_per_dim_figure(kl, act), key=f"card.{ctx.name}.kl")
-        st.caption("A dimension with KL near 0 is ignored by the decoder (posterior collapse): its slider does nothing.")
+        st.caption("A dimension with KL near 0 is ignored by the decoder (posterior collapse): "
+                   "its slider does nothing.")
     seed = st.number_input("Prior samples: seed", 0, 1_000_000, 0, key=f"card.{ctx.name}.seed", width=200)
     z = latent.prior_samples(64, ctx.z_dim, int(seed))
     pic = images.tile(ctx.decode(z), ncols=8)
     show(pic, target=480, max_factor=4, caption="64 decoded draws z ~ N(0, I)")
     with st.expander("Training configuration and data provenance"):
-        st.json({"train_config": meta.get("train_config"), "provenance": meta.get("provenance")}, expanded=False)
+        # Two levels open: each section's fields show at once, long nested lists stay folded.
+        st.json({"train_config": meta.get("train_config"), "provenance": meta.get("provenance")}, expanded=2)

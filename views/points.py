@@ -1,5 +1,6 @@
-"""A shared widget group: choose a latent point (origin, dataset point, prior sample, the
-current slider point, or the upload). Used by the grid, interpolation and slider views."""
+"""A shared widget group: choose a latent point (origin, a test image's encoding, prior sample,
+the app's current point, or the upload). Used by the Manifold grid, Interpolate and
+Directions views."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ SOURCES = ("Origin", "Dataset point", "Prior sample", "Current slider point", "U
 
 
 def pick_point(ctx: ViewContext, label: str, key: str, default: str = "Origin",
-               sources: tuple[str, ...] = SOURCES) -> tuple[np.ndarray, str]:
+               sources: tuple[str, ...] = SOURCES, default_row: int = 0) -> tuple[np.ndarray, str]:
     """Widgets to choose a point; returns (z (J,), a short description). Sources that need
-    something absent (no stored test_mu, no upload) still appear and explain themselves."""
+    something absent (no stored test_mu, no upload) still appear and explain themselves.
+    ``default_row``: the test row a "Dataset point" starts at."""
     src = st.selectbox(label, sources, index=sources.index(default), key=f"{key}.src", persist_state="session")
     J = ctx.z_dim
     if src == "Dataset point":
@@ -23,16 +25,16 @@ def pick_point(ctx: ViewContext, label: str, key: str, default: str = "Origin",
         if mu is None:
             st.warning(ctx.problems.get("test_mu", "no encoded test set in this checkpoint"))
             return np.zeros(J, np.float32), "origin (no dataset points)"
-        row = st.number_input(f"Test row (0..{len(mu) - 1})", 0, len(mu) - 1, 0, key=f"{key}.row",
-                              persist_state="session")
+        row = st.number_input(f"Test row (0..{len(mu) - 1})", 0, len(mu) - 1, min(default_row, len(mu) - 1),
+                              key=f"{key}.row", persist_state="session")
         labels = ctx.array("test_labels")
-        lab = f", label {int(labels[row])}" if labels is not None else ""
+        lab = f", {ctx.labels.describe(labels[row])}" if labels is not None else ""
         return mu[int(row)].astype(np.float32), f"test row {int(row)}{lab}"
     if src == "Prior sample":
         seed = st.number_input("Seed", 0, 1_000_000, 0, key=f"{key}.seed", persist_state="session")
         return prior_samples(1, J, int(seed))[0], f"prior sample, seed {int(seed)}"
     if src == "Current slider point":
-        return ctx.current_z(), "current slider point"
+        return ctx.current_z(), "current point"
     if src == "Upload":
         enc = ctx.upload_encoding()
         if enc is None:
@@ -43,3 +45,18 @@ def pick_point(ctx: ViewContext, label: str, key: str, default: str = "Origin",
             return np.zeros(J, np.float32), "origin (bad upload)"
         return enc[1].astype(np.float32), "upload"
     return np.zeros(J, np.float32), "origin"
+
+
+def contrasting_row(ctx: ViewContext, row: int = 0) -> int:
+    """A test row to pair with ``row`` for a default interpolation: the first one of another
+    class for class labels; otherwise (Frey Face frames) the row whose encoding is farthest
+    from ``row``'s among the central half of the test set (a different face, not an outlier)."""
+    mu, labels = ctx.array("test_mu"), ctx.array("test_labels")
+    if mu is None or len(mu) < 2:
+        return row
+    if labels is not None and ctx.labels.categorical:
+        other = np.flatnonzero(labels != labels[row])
+        return int(other[0]) if other.size else (row + 1) % len(mu)
+    r = np.linalg.norm(mu, axis=1)
+    central = np.flatnonzero(r <= np.median(r))
+    return int(central[np.argmax(np.linalg.norm(mu[central] - mu[row], axis=1))])

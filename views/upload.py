@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import streamlit as st
 
 from explorer import figures, images, neighbors, preprocess
-from explorer.originals import originals_for_rows
-from views import state
+from views import neighbours, state
 from views.context import ViewContext
-from views.display import show, show_encoding
+from views.display import show_encoding
 
 STEP_PX = 140
-
-
-def _clear() -> None:
-    st.session_state.pop(state.UPLOAD_KEY, None)
 
 
 def render(ctx: ViewContext) -> None:
@@ -28,17 +21,14 @@ def render(ctx: ViewContext) -> None:
     f = st.file_uploader(f"An image (PNG, JPEG, GIF, BMP or WebP); it is {how}.",
                          type=preprocess.UPLOAD_TYPES, key="upload_file")
     if f is not None:
-        data = f.getvalue()
-        digest = hashlib.sha1(data).hexdigest()
-        if (state.get_upload() or {}).get("sha1") != digest:
-            st.session_state[state.UPLOAD_KEY] = {"name": f.name, "data": data, "sha1": digest}
+        state.set_upload(f.name, f.getvalue())
     up = state.get_upload()
     if up is None:
         st.info("Upload an image to see how the model encodes it.")
         return
     if f is None:
         st.caption(f"Showing the earlier upload {up['name']}.")
-        st.button("Clear upload", key="upload.clear", on_click=_clear)
+        st.button("Clear upload", key="upload.clear", on_click=state.clear_upload)
     enc = ctx.upload_encoding()
     if isinstance(enc, str):
         st.error(enc)
@@ -56,28 +46,17 @@ def render(ctx: ViewContext) -> None:
     with left:
         st.plotly_chart(figures.mu_sigma_figure(mu, logvar), key=f"upload.{name}.musigma")
     with right:
-        show_encoding(ctx, prep.x, mu, "Send to sliders", f"upload.{name}.send",
-                      "**Encoding under the prior:** {verdict} (||mu||² at the {pct}th percentile of χ²({J}))")
+        show_encoding(ctx, prep.x, mu, f"upload.{name}.send")
     test_mu = ctx.array("test_mu")
     if test_mu is None:
         st.caption(ctx.problems.get("test_mu", "No encoded test set: no neighbours or map."))
         return
-    idx, dist = neighbors.nearest(mu, test_mu, k=8)
-    st.markdown("**Nearest encoded test images** (Euclidean distance between means)")
-    near = images.tile(ctx.decode(test_mu[idx]), ncols=len(idx))
-    show(near, target=640, max_factor=4, caption="reconstructions, nearest first: " + ", ".join(f"{d:.2f}" for d in dist))
-    index = ctx.array("test_index")
-    if index is not None:
-        x, _ = ctx.test_images()
-        orig = originals_for_rows(x, index, idx) if x is not None else None
-        if orig is not None and orig.shape[1:] == tuple(ctx.image_shape):
-            pic = images.tile(orig, ncols=len(idx))
-            show(pic, target=640, max_factor=4, caption="their originals")
+    neighbours.render(ctx, mu, ctx.decode(mu))
     emb, labels = ctx.array("test_embedding"), ctx.array("test_labels")
     if emb is not None and labels is not None:
         pos = neighbors.place_on_map(mu, test_mu, emb)
-        fig = figures.map_figure(emb, labels, categorical=ctx.dataset == "mnist",
-                                 markers={"upload": (float(pos[0]), float(pos[1]), "upload")}, max_points=3000)
+        fig = figures.map_figure(emb, labels, ctx.labels, markers={"upload": (float(pos[0]), float(pos[1]), "upload")},
+                                 max_points=3000)
         fig.update_layout(height=420, dragmode="pan")
         st.markdown("**The upload on the map** (placed at its nearest neighbours' weighted mean position)")
         st.plotly_chart(fig, key=f"upload.{name}.map")
