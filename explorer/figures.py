@@ -80,9 +80,8 @@ def map_figure(
                 marker=dict(symbol=symbol, color=color, size=size, line=dict(width=2, color=color)),
             )
         )
-    top = 40 if title or (markers and not scheme.categorical) else 10
-    fig.update_layout(
-        title=title or None, height=560, margin=dict(l=10, r=10, t=top, b=10),
+    fig.update_layout(  # 40 px on top: room for plotly's toolbar above the legend and a title
+        title=title or None, height=560, margin=dict(l=10, r=10, t=40, b=10),
         dragmode="lasso", legend=legend, uirevision="map",
     )
     fig.update_yaxes(scaleanchor="x", scaleratio=1)

@@ -249,3 +249,96 @@ def test_map_selection_shows_reconstructions(tiny_dir, monkeypatch):
     at.button(key="map.mnist-z5.send").click().run()
     mu3 = models.load(tiny_dir / "mnist-z5.safetensors")[0].arrays["test_mu"][3].numpy()
     assert at.session_state["z"]["mnist-z5"] == pytest.approx(np.round(mu3 / 0.05) * 0.05, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def more_dir(tmp_path_factory) -> Path:
+    """A 20-D MNIST model and an image-folder model, beside a Frey one."""
+    d = tmp_path_factory.mktemp("more_ckpts")
+    make_checkpoint(d / "mnist-z20.safetensors", "mnist", 20)
+    make_checkpoint(d / "frey-z3.safetensors", "frey", 3, n_test=20)
+    make_checkpoint(d / "pics-z2.safetensors", "folder", 2, n_test=20)
+    return d
+
+
+def test_typicality_at_the_origin_of_a_20d_model(more_dir, monkeypatch):
+    at = _open(_app(more_dir, monkeypatch, "mnist-z20"), "Sliders")
+    text = " ".join(m.value for m in at.markdown)
+    # Both tails: the origin is not "typical" in 20-D, it is closer than 97.5% of prior draws.
+    assert ":blue[atypically close to the mean]" in text and ":green[typical]" not in text
+    assert "||z||² = 0.00, at the 0.0th percentile of χ²(20)" in text
+    assert "between 9.6 and 34.2" in text and "shell around ||z||² ≈ 20" in text
+    # A point of norm^2 = J is typical; one far out is not.
+    for j in range(20):
+        _slider(at, "mnist-z20", j).set_value(1.0 if j % 2 else -1.0)
+    at.run()
+    assert any(":green[typical]" in m.value for m in at.markdown)
+
+
+def test_typicality_at_the_origin_of_a_2d_model(tiny_dir, monkeypatch):
+    at = _open(_app(tiny_dir, monkeypatch, "mnist-z2"), "Sliders")
+    assert any(":green[typical]" in m.value and "below 7.4" in m.value for m in at.markdown)
+
+
+def test_unknown_model_or_view_in_the_url_says_so(tiny_dir, monkeypatch):
+    monkeypatch.setenv(models.CHECKPOINT_DIR_ENV, str(tiny_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["model"] = "mnist-z99"
+    at.query_params["view"] = "Nowhere"
+    at.run()
+    warnings = [w.value for w in at.main.warning]
+    assert "No model named “mnist-z99” in the URL; showing mnist-z2." in warnings
+    assert "No view named “Nowhere” in the URL; showing Manifold grid." in warnings
+    assert at.selectbox(key="model").value == "mnist-z2" and len(at.get("image")) == 1
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["model"] = "frey-z3"
+    at.run()
+    assert not at.main.warning
+
+
+def test_interpolate_defaults_to_two_test_images_of_different_classes(tiny_dir, monkeypatch):
+    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Interpolate")
+    cap = at.get("image")[0].proto.imgs[0].caption
+    assert cap.startswith("test row 0, digit 0 → test row 1, digit 1"), cap
+
+
+def test_frey_captions_name_frames_not_labels(more_dir, monkeypatch):
+    at = _open(_app(more_dir, monkeypatch, "frey-z3"), "Interpolate")
+    cap = at.get("image")[0].proto.imgs[0].caption
+    assert cap.startswith("test row 0, frame 0 → test row ") and "label" not in cap, cap
+    _open(at, "Map")
+    assert any("colour: frame" in c.value for c in at.caption)
+
+
+def test_draw_tab_wording_follows_the_dataset(more_dir, monkeypatch):
+    for name, what in [("pics-z2", "an image"), ("frey-z3", "a face"), ("mnist-z20", "a digit")]:
+        at = _open(_app(more_dir, monkeypatch, name), "Draw")
+        assert any(i.value.startswith(f"Draw {what} on the pad") for i in at.info), name
+
+
+def test_one_name_for_setting_the_current_point(tiny_dir, monkeypatch):
+    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Encode an upload")
+    at.file_uploader(key="upload_file").upload("digit.png", _digit_png(), "image/png").run()
+    assert at.button(key="upload.mnist-z5.send").label == "Use as the current point"
+    assert any(m.value.startswith("**The neighbours vote:**") for m in at.markdown)
+    _open(at, "Sliders")
+    assert at.button(key="sl.mnist-z5.go").label == "Use as the current point"
+    _open(at, "Map")
+    at.session_state["map.mnist-z5"] = {"selection": {"points": [{"customdata": 3}], "point_indices": [3]}}
+    at.run()
+    assert at.button(key="map.mnist-z5.send").label == "Use as the current point"
+
+
+def test_model_card_curves_toggle_and_open_config(tiny_dir, monkeypatch):
+    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Model card")
+    assert at.get("json")[0].proto.max_expand_depth == 2  # opens to its fields, not a folded "{...}"
+    assert len(at.toggle) == 1 and not at.toggle[0].value  # 3 epochs: the first is left out of the y-range
+    at.toggle[0].set_value(True).run()
+    assert not at.exception
+
+
+def test_default_grid_size_follows_the_image_size(more_dir, monkeypatch):
+    at = _open(_app(more_dir, monkeypatch, "frey-z3"), "Manifold grid")
+    assert at.slider(key="grid.frey-z3.n").value == 9
+    at = _open(_app(more_dir, monkeypatch, "mnist-z20"), "Manifold grid")
+    assert at.slider(key="grid.mnist-z20.n").value == 13

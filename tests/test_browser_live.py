@@ -1,18 +1,21 @@
 """Real-browser tests of the live decoder and the drawing pad (chromium + python playwright).
 
-One Streamlit server (tests/apps/live_app.py) serves every test. The checkpoints are the
-shipped ones in ``checkpoints/``, or throwaway random ones of the shipped sizes when none
-are there yet.
+One Streamlit server (tests/apps/live_app.py) serves the component tests; the Live -> Sliders
+test runs the real app (streamlit_app.py). The checkpoints are the shipped ones in
+``checkpoints/``, or throwaway random ones of the shipped sizes when none are there yet.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 import time
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from explorer.live_decoder import pack_decoder
 from tests.apps.serve import REPO, SAMPLER_JS, browser_missing, launch, streamlit_server
@@ -45,6 +48,12 @@ def ckpt_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(ckpt_dir):
     with streamlit_server(APP, env={"VAE_CHECKPOINT_DIR": str(ckpt_dir)}) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def app_server(ckpt_dir):
+    with streamlit_server(REPO / "streamlit_app.py", env={"VAE_CHECKPOINT_DIR": str(ckpt_dir)}) as url:
         yield url
 
 
@@ -106,7 +115,8 @@ def test_drag_repaints_during_the_drag_and_python_gets_the_final_z(server, ckpt_
     # Python heard the end of the drag: the page prints its current point, z0 at the top of the range.
     code = page.locator('[data-testid="stCode"]')
     page.wait_for_function(
-        "() => { const c = document.querySelector('[data-testid=stCode]'); return c && c.innerText.trim().startsWith('4.00'); }",
+        "() => { const c = document.querySelector('[data-testid=stCode]'); "
+        "return c && c.innerText.trim().startsWith('4.00'); }",
         timeout=20_000,
     )
     values = [float(v) for v in code.inner_text().split()]
@@ -156,3 +166,49 @@ def test_drawing_a_stroke_shows_an_encoding(server, ckpt_dir, page):
     page.locator("text.gtitle", has_text="q(z|drawing)").wait_for(timeout=20_000)  # the mu +- sigma chart
     # The button that sends the encoding to the rest of the app is there too.
     assert page.get_by_role("button", name="Use as the current point").count() == 1
+
+
+def _current_point_caption(pg) -> str:
+    return pg.get_by_text("App's current point: ").inner_text()
+
+
+@pytest.mark.slow
+def test_live_then_sliders_shows_the_current_point(app_server, ckpt_dir, page):
+    """The reported sequence: Sliders opened once, the point moved off the origin on Live
+    (prior sample), a Live slider dragged, then Sliders again: its sliders must show the Live
+    point (they once all showed -4.00) and its image must be that point decoded."""
+    from playwright.sync_api import expect
+
+    name, J, _ = min((m for m in _models(ckpt_dir) if m[1] >= 5), key=lambda m: m[1])
+    page.goto(f"{app_server}/?model={name}&view=Sliders")
+    thumbs = page.locator('[data-testid="stSliderThumbValue"]')
+    expect(thumbs).to_have_count(J, timeout=60_000)
+    page.locator('[data-testid="stTab"]', has_text="Live").first.click()
+    _wait_painted(page)
+    before = _current_point_caption(page)
+    page.get_by_role("button", name="Random prior sample").click()
+    expect(page.get_by_text("App's current point: ")).not_to_have_text(before, timeout=20_000)
+    slider = page.locator('input[type="range"][data-dim="0"]')
+    box = slider.bounding_box()
+    y, x0 = box["y"] + box["height"] / 2, box["x"] + box["width"] * 0.5
+    after_random = _current_point_caption(page)
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    for i in range(1, 11):  # a real drag to about +3 SD
+        page.mouse.move(x0 + box["width"] * 0.37 * i / 10, y)
+    page.mouse.up()
+    expect(page.get_by_text("App's current point: ")).not_to_have_text(after_random, timeout=20_000)
+    z = [float(page.locator(f'input[type="range"][data-dim="{j}"]').input_value()) for j in range(J)]
+    assert z[0] > 2.0 and any(v != 0.0 for v in z[1:])  # off the origin, and the drag moved z0
+
+    page.locator('[data-testid="stTab"]', has_text="Sliders").first.click()
+    expect(thumbs).to_have_text([f"{v:.2f}" for v in z], timeout=20_000)
+    img = page.locator('[data-testid="stImage"] img')
+    expect(img).to_have_count(1, timeout=20_000)
+    png = base64.b64decode(img.get_attribute("src").split(",", 1)[1])
+    shown = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32) / 255
+    ck = load_checkpoint(next(p for p in list_checkpoints(ckpt_dir) if p.stem == name))
+    want = ck.model.decode(torch.tensor([z])).reshape(ck.config.image_shape).numpy()
+    f = shown.shape[0] // want.shape[0]
+    assert shown.shape == (want.shape[0] * f, want.shape[1] * f)
+    assert np.abs(shown[::f, ::f] - want).max() <= 1.5 / 255  # the Live point decoded, up to 8-bit rounding

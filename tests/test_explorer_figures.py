@@ -54,7 +54,8 @@ def test_selected_rows_all_customdata_shapes():
 
 
 def test_training_curves_skip_missing_keys():
-    hist = [{"epoch": 1, "train_elbo": -200.0, "test_elbo": -205.0}, {"epoch": 2, "train_elbo": -150.0, "test_elbo": -155.0}]
+    hist = [{"epoch": 1, "train_elbo": -200.0, "test_elbo": -205.0},
+            {"epoch": 2, "train_elbo": -150.0, "test_elbo": -155.0}]
     fig = figures.training_curves_figure(hist)
     assert [t.name for t in fig.data] == ["train ELBO", "test ELBO"]
 

@@ -34,7 +34,8 @@ def decoded(path: str, mtime: float, z: np.ndarray) -> np.ndarray:
     return models.decode(ck, z)
 
 
-def prepared_upload(path: str, mtime: float, data: bytes, name: str) -> tuple[preprocess.Prepared, np.ndarray, np.ndarray]:
+def prepared_upload(path: str, mtime: float, data: bytes,
+                    name: str) -> tuple[preprocess.Prepared, np.ndarray, np.ndarray]:
     """An upload preprocessed for this model and encoded: (Prepared, mu (J,), logvar (J,)).
     Raises :class:`explorer.preprocess.UploadError` for a bad file (not cached). Cached on the
     bytes' SHA-1, so a rerun (every slider move) does not hash megabytes of upload again."""

@@ -16,15 +16,18 @@ VERDICT_COLOR = {latent.TYPICAL: "green", latent.CLOSE: "blue", latent.UNUSUAL: 
 def show(img: np.ndarray, caption: str | None = None, target: int = 280, max_factor: int = 8, where=st,
          inline: bool = False) -> None:
     """``img`` (h, w) floats in [0, 1], its longer side shown at ``target`` px (at most
-    ``max_factor`` screen pixels per image pixel; see :func:`explorer.images.display_size`).
-    The width is set explicitly: left to Streamlit, an image stretches to its caption's width.
+    ``max_factor`` screen pixels per image pixel; see :func:`explorer.images.display_size`),
+    or narrower where the column is narrower. The width is fixed by a container of that width
+    (capped at its parent's): left to Streamlit, an image stretches to its caption's width, and
+    an image's own pixel width would overflow a narrow page.
     ``inline``: send the PNG inside the page update (a data URI) instead of as a media file the
     browser then fetches; saves a round trip where an image changes on every slider move."""
     f, width = images.display_size(img.shape, target=target, max_factor=max_factor)
+    box = where.container(width=width)
     if inline:
-        where.image(images.png_data_uri(img, f), caption=caption, width=width)
+        box.image(images.png_data_uri(img, f), caption=caption, width="stretch")
     else:
-        where.image(images.display(img, f), caption=caption, output_format="PNG", width=width)
+        box.image(images.display(img, f), caption=caption, output_format="PNG", width="stretch")
 
 
 def typicality_md(z: np.ndarray, name: str = "||z||²") -> str:

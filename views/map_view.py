@@ -23,7 +23,7 @@ def render(ctx: ViewContext) -> None:
                 st.error(ctx.problems[key])
         st.info("This checkpoint has no usable map of its test set.")
         return
-    markers = {"current slider point": (*neighbors.place_on_map(ctx.current_z(), mu, emb), "current")}
+    markers = {"current point": (*neighbors.place_on_map(ctx.current_z(), mu, emb), "current")}
     enc = ctx.upload_encoding()
     if enc is not None and not isinstance(enc, str):
         markers["upload"] = (*neighbors.place_on_map(enc[1], mu, emb), "upload")
