@@ -267,7 +267,7 @@ def test_typicality_at_the_origin_of_a_20d_model(more_dir, monkeypatch):
     # Both tails: the origin is not "typical" in 20-D, it is closer than 97.5% of prior draws.
     assert ":blue[atypically close to the mean]" in text and ":green[typical]" not in text
     assert "||z||² = 0.00, at the 0.0th percentile of χ²(20)" in text
-    assert "between 9.6 and 34.2" in text and "shell around ||z||² ≈ 20" in text
+    assert "between 9.6 and 34.2" in text and "shell around ||z||² ≈ 20" in text and ":small[" in text
     # A point of norm^2 = J is typical; one far out is not.
     for j in range(20):
         _slider(at, "mnist-z20", j).set_value(1.0 if j % 2 else -1.0)
@@ -331,7 +331,7 @@ def test_one_name_for_setting_the_current_point(tiny_dir, monkeypatch):
 
 def test_model_card_curves_toggle_and_open_config(tiny_dir, monkeypatch):
     at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Model card")
-    assert at.get("json")[0].proto.max_expand_depth == 2  # opens to its fields, not a folded "{...}"
+    assert at.get("json")[0].proto.max_expand_depth == 3  # opens to its fields, not a folded "{...}"
     assert len(at.toggle) == 1 and not at.toggle[0].value  # 3 epochs: the first is left out of the y-range
     at.toggle[0].set_value(True).run()
     assert not at.exception

@@ -38,10 +38,10 @@ def typicality_md(z: np.ndarray, name: str = "||z||²") -> str:
     lo, hi = t.typical_range
     md = (f"**Under the prior:** :{VERDICT_COLOR[t.verdict]}[{t.verdict}]  \n"
           f"{name} = {t.sq_norm:.2f}, at the {100 * t.percentile:.1f}th percentile of χ²({J}); "
-          f"95% of prior draws have {name} " + (f"between {lo:.1f} and {hi:.1f}" if lo > 0 else f"below {hi:.1f}"))
+          f"95% of prior draws have {name} " + (f"between {lo:.1f} and {hi:.1f}." if lo > 0 else f"below {hi:.1f}."))
     if t.verdict == latent.CLOSE:
-        md += (f".  \n:gray[In {J} dimensions prior draws lie in a shell around {name} ≈ {J}, not at the "
-               "centre: the density is highest here, yet hardly any draw (or encoded image) comes this close.]")
+        md += (f"  \n:small[:gray[In {J} dimensions prior draws lie in a shell around {name} ≈ {J}, not at the "
+               "centre: the density is highest here, yet hardly any draw (or encoded image) comes this close.]]")
     return md
 
 

@@ -55,5 +55,5 @@ def render(ctx: ViewContext) -> None:
     pic = images.tile(ctx.decode(z), ncols=8)
     show(pic, target=480, max_factor=4, caption="64 decoded draws z ~ N(0, I)")
     with st.expander("Training configuration and data provenance"):
-        # Two levels open: each section's fields show at once, long nested lists stay folded.
-        st.json({"train_config": meta.get("train_config"), "provenance": meta.get("provenance")}, expanded=2)
+        # Three levels open: every setting shows at once (lists like hidden sizes too); per-file details stay folded.
+        st.json({"train_config": meta.get("train_config"), "provenance": meta.get("provenance")}, expanded=3)
