@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +102,15 @@ def chi2_quantile(p: float | np.ndarray, dof: int) -> np.ndarray:
     return ((lo + hi) / 2).numpy()
 
 
+@functools.lru_cache(maxsize=64)
+def _chi2_bounds(dof: int, typical: float) -> tuple[float, float]:
+    """The central ``typical`` interval of chi-square(dof), computed once per (dof, typical)
+    (the bisection costs about 1 ms; a slider rerun asks for it every time)."""
+    tail = (1.0 - typical) / 2.0
+    lo, hi = chi2_quantile(np.array([tail, 1.0 - tail]), dof)
+    return float(lo), float(hi)
+
+
 def typicality(z: np.ndarray, typical: float = 0.95, extreme: float = 0.9999) -> Typicality:
     """Where ``z`` (J,) falls under the prior, judged on both tails of chi-square(J).
 
@@ -116,7 +126,7 @@ def typicality(z: np.ndarray, typical: float = 0.95, extreme: float = 0.9999) ->
     r2 = float(z @ z)
     p = float(chi2_cdf(r2, J))
     tail = (1.0 - typical) / 2.0
-    lo, hi = (float(v) for v in chi2_quantile(np.array([tail, 1.0 - tail]), J))
+    lo, hi = _chi2_bounds(J, typical)
     lower_tail = J > 2
     a = np.abs(z)
     if p > extreme or a.max(initial=0) > 4.0:

@@ -180,7 +180,7 @@ def test_slider_changes_decoded_image(tiny_dir, monkeypatch):
 def test_grid_follows_the_slider_point(tiny_dir, monkeypatch):
     at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Manifold grid")
     base_url = _image_urls(at)
-    at.selectbox(key="grid.mnist-z5.base.src").set_value("Current slider point").run()
+    at.selectbox(key="grid.mnist-z5.base.src").set_value("Current point").run()
     assert _image_urls(at) == base_url  # the slider point starts at the origin
     _slider(_open(at, "Sliders"), "mnist-z5", 0).set_value(1.5).run()
     _open(at, "Manifold grid")

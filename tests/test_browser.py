@@ -99,9 +99,12 @@ def test_browser_walkthrough(page, setup, tmp_path):
 
     # sliders: a key press moves z0 and the decoded image changes
     open_tab(page, "Sliders")
+    z0 = page.locator('[data-testid="stSlider"]', has_text="z0")  # not a slider the last tab left behind
+    z0.wait_for(timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stSlider]').length == 2", timeout=20_000)
     wait_images(page)
     before = page.locator(IMG).first.get_attribute("src")
-    page.locator('[data-testid="stSlider"] input[type="range"]').first.focus()
+    z0.locator('input[type="range"]').focus()
     for _ in range(10):
         page.keyboard.press("ArrowRight")
     page.wait_for_function(
@@ -118,7 +121,7 @@ def test_browser_walkthrough(page, setup, tmp_path):
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(png))
     page.get_by_text("model input | reconstruction").wait_for(timeout=30_000)
     wait_images(page, 8)
-    assert page.get_by_text("Send to sliders").count() == 1
+    assert page.get_by_text("Use as the current point").count() == 1
     _shot(page, shots, "encode-upload")
 
     # map: box-select the middle of the plot and see reconstructions of the selected points

@@ -1,8 +1,9 @@
 """What every view gets: the chosen model and cached computations on it.
 
-Caching: models are ``st.cache_resource`` (one shared object per file and mtime); derived
-arrays (decoded grids, encodings of an upload) are ``st.cache_data`` keyed on the checkpoint's
-path and mtime plus the parameters, so a replaced checkpoint file is never served stale.
+Caching: models, and the decoded test set the neighbours view compares with, are
+``st.cache_resource`` (one shared object per file and mtime); derived arrays (decoded grids,
+encodings of an upload) are ``st.cache_data`` keyed on the checkpoint's path and mtime plus
+the parameters, so a replaced checkpoint file is never served stale.
 """
 
 from __future__ import annotations

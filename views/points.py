@@ -10,7 +10,7 @@ import streamlit as st
 from explorer.latent import prior_samples
 from views.context import ViewContext
 
-SOURCES = ("Origin", "Dataset point", "Prior sample", "Current slider point", "Upload")
+SOURCES = ("Origin", "Dataset point", "Prior sample", "Current point", "Upload")
 
 
 def pick_point(ctx: ViewContext, label: str, key: str, default: str = "Origin",
@@ -33,7 +33,7 @@ def pick_point(ctx: ViewContext, label: str, key: str, default: str = "Origin",
     if src == "Prior sample":
         seed = st.number_input("Seed", 0, 1_000_000, 0, key=f"{key}.seed", persist_state="session")
         return prior_samples(1, J, int(seed))[0], f"prior sample, seed {int(seed)}"
-    if src == "Current slider point":
+    if src == "Current point":
         return ctx.current_z(), "current point"
     if src == "Upload":
         enc = ctx.upload_encoding()
