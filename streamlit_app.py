@@ -20,9 +20,9 @@ import torch
 # wake and sync (and does not collapse when the other core is busy).
 torch.set_num_threads(1)
 
-from explorer import models
-from views import directions, drawing_pad, interpolate, live, manifold, map_view, model_card, sliders, state, upload
-from views.context import ViewContext, load_model
+from explorer import models  # noqa: E402 (after the thread setting, on purpose)
+from views import directions, drawing_pad, interpolate, live, manifold, map_view, model_card, sliders, state, upload  # noqa: E402
+from views.context import ViewContext, load_model  # noqa: E402
 
 TABS: list[tuple[str, Callable[[ViewContext], None]]] = [
     ("Manifold grid", manifold.render),
@@ -76,7 +76,7 @@ def main() -> None:
     for msg in filter(None, notices):
         st.warning(msg)
     tabs = st.tabs([label for label, _ in TABS], key="view", bind="query-params")
-    for tab, (label, render) in zip(tabs, TABS):
+    for tab, (_label, render) in zip(tabs, TABS):
         if tab.open:
             with tab:
                 render(ctx)

@@ -75,7 +75,8 @@ def drag(pg, moves: int = 240, reverse: bool = False) -> dict:
     pg.mouse.move(x1, y, steps=moves)
     pg.wait_for_timeout(50)
     after = pg.evaluate("() => { const s = window.__vaeLive.instances.at(-1).stats; "
-                        "return {frames: s.frames, inputs: s.inputs, lat: s.latencies, dec: s.decodeMs, at: s.paintAt}; }")
+                        "return {frames: s.frames, inputs: s.inputs, lat: s.latencies, dec: s.decodeMs, "
+                        "at: s.paintAt}; }")
     pg.mouse.up()
     n_new = after["frames"] - before["frames"]
     paints = after["at"][-n_new:]
@@ -112,7 +113,8 @@ _SYNTHETIC_JS = """async ([hz, ms]) => {
   });
   await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
   const n = s.frames - f0;
-  return { inputs: s.inputs - i0, frames: n, lat: s.latencies.slice(-n), dec: s.decodeMs.slice(-n), at: s.paintAt.slice(-n) };
+  return { inputs: s.inputs - i0, frames: n, lat: s.latencies.slice(-n), dec: s.decodeMs.slice(-n),
+           at: s.paintAt.slice(-n) };
 }"""
 
 
@@ -126,7 +128,8 @@ def synthetic(pg, hz: int = 250, ms: int = 2000) -> dict:
     return {
         "inputs": r["inputs"], "frames": r["frames"], "fps": (len(paints) - 1) / span_s,
         "gap_median": statistics.median(gaps), "lat_median": statistics.median(lat),
-        "lat_p95": sorted(lat)[int(0.95 * (len(lat) - 1))], "decode_median": statistics.median(r["dec"]), "seconds": span_s,
+        "lat_p95": sorted(lat)[int(0.95 * (len(lat) - 1))], "decode_median": statistics.median(r["dec"]),
+        "seconds": span_s,
     }
 
 
@@ -153,7 +156,8 @@ def draw_strokes(pg, n: int = 6) -> list[float]:
         a0 = 2 * math.pi * k / n
         pts = [(cx + rx * math.sin(a0 + t * 2 * math.pi / n / 12), cy - ry * math.cos(a0 + t * 2 * math.pi / n / 12))
                for t in range(13)]
-        old = pg.evaluate("() => { const im = document.querySelector('[data-testid=\"stImage\"] img'); return im ? im.src : null; }")
+        old = pg.evaluate("() => { const im = document.querySelector('[data-testid=\"stImage\"] img'); "
+                          "return im ? im.src : null; }")
         pg.mouse.move(*pts[0])
         pg.mouse.down()
         for p in pts[1:]:
@@ -170,7 +174,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ckpt-dir", type=Path, default=models.default_checkpoint_dir())
     ap.add_argument("--model", default=None, help="checkpoint name (default: the largest decoder)")
-    ap.add_argument("--screenshots", action="store_true", help="write docs/screenshots/live_decoder.png, drawing_pad.png")
+    ap.add_argument("--screenshots", action="store_true",
+                    help="write docs/screenshots/live_decoder.png, drawing_pad.png")
     ap.add_argument("--moves", type=int, default=240, help="mouse moves in the scripted drag")
     args = ap.parse_args()
     why = browser_missing()
@@ -225,10 +230,14 @@ def main() -> None:
     smed = lambda k: statistics.median(x[k] for x in syn)  # noqa: E731
     rows += [
         ("model", entry.name, "decoder " + " -> ".join(widths)),
-        ("mouse drag: input events / painted frames (per drag)", f"{med('inputs'):.0f} / {med('frames'):.0f}", f"{args.moves} mouse moves, median of {len(d)} drags"),
-        ("mouse drag: frames painted per second", f"{med('fps'):.1f}", "input-bound; median frame gap " + f"{med('gap_median'):.1f} ms"),
-        ("mouse drag: input event to painted canvas, median", f"{med('lat_median'):.1f} ms", f"aim < 16 ms; p95 {med('lat_p95'):.1f} ms"),
-        ("decode + paint per frame, median (mouse drag)", f"{med('decode_median'):.2f} ms", "JavaScript, Float32Array weights"),
+        ("mouse drag: input events / painted frames (per drag)", f"{med('inputs'):.0f} / {med('frames'):.0f}",
+         f"{args.moves} mouse moves, median of {len(d)} drags"),
+        ("mouse drag: frames painted per second", f"{med('fps'):.1f}",
+         "input-bound; median frame gap " + f"{med('gap_median'):.1f} ms"),
+        ("mouse drag: input event to painted canvas, median", f"{med('lat_median'):.1f} ms",
+         f"aim < 16 ms; p95 {med('lat_p95'):.1f} ms"),
+        ("decode + paint per frame, median (mouse drag)", f"{med('decode_median'):.2f} ms",
+         "JavaScript, Float32Array weights"),
         ("synthetic 250 Hz input: events / painted frames", f"{smed('inputs'):.0f} / {smed('frames'):.0f}",
          f"2 s sweep of z0, median of {len(syn)}"),
         ("synthetic 250 Hz input: frames painted per second", f"{smed('fps'):.1f}",
@@ -239,7 +248,8 @@ def main() -> None:
          f"aim < 300 ms; {len(strokes)} strokes, max {max(strokes):.0f} ms"),
         ("payload: the decoder as safetensors", f"{payload.n_bytes:,} B", "float32 weights + JSON header, raw bytes"),
         ("websocket bytes to open the Live tab", f"{load_bytes:,} B", "whole page: app, sidebar, weights"),
-        ("websocket bytes for one slider release (rerun)", f"{release_bytes:,} B", "weights not resent (message cache)"),
+        ("websocket bytes for one slider release (rerun)", f"{release_bytes:,} B",
+         "weights not resent (message cache)"),
     ]
     print("| measure | value | note |\n|---|---|---|")
     for r in rows:
