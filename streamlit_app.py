@@ -68,7 +68,7 @@ def main() -> None:
     ck = loaded[name]
     ctx = ViewContext(entry=entry, ck=ck, problems=models.check_arrays(ck))
     st.sidebar.caption(f"**{entry.title}**  \n{models.architecture(ck)}")
-    for msg in dict.fromkeys(ctx.problems.values()):
+    for msg in [*ck.warnings, *dict.fromkeys(ctx.problems.values())]:  # dropped meta fields, unusable arrays
         st.sidebar.warning(msg)
     for err in failed:  # reported, and every other model stays usable
         st.sidebar.error(f"Skipped a checkpoint: {err}")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from trainer.checkpoint import Checkpoint, CheckpointError, list_checkpoints, load_checkpoint, read_metadata
-from trainer.model import count_parameters
+from trainer.model import count_parameters, kl_divergence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR_ENV = "VAE_CHECKPOINT_DIR"
@@ -46,11 +46,16 @@ class ModelEntry:
         return self.error is None
 
 
+def _unexpected(path: str | os.PathLike, e: Exception) -> str:
+    """One bounded line for an error the reader should not have let out (a bug, not a file's fault)."""
+    return " ".join(f"{path}: could not read: {type(e).__name__}: {e}".split())[:300]
+
+
 def discover(folder: str | os.PathLike) -> list[ModelEntry]:
     """Every ``*.safetensors`` in ``folder``, read header-only (cheap), sorted by name.
 
-    A file whose header is unreadable becomes an entry with ``error`` set instead of raising,
-    so one corrupt file is reported while the others stay usable."""
+    A file whose header is unusable (or that is not a regular file) becomes an entry with
+    ``error`` set instead of raising, so one bad file is reported while the others stay usable."""
     out = []
     for p in list_checkpoints(folder):
         try:
@@ -62,6 +67,9 @@ def discover(folder: str | os.PathLike) -> list[ModelEntry]:
             config, meta = read_metadata(p)
         except CheckpointError as e:
             out.append(ModelEntry(p, p.stem, p.stem, "", 0, mtime, str(e)))
+            continue
+        except Exception as e:  # noqa: BLE001 - the reader raises only CheckpointError; never let a file take the page down
+            out.append(ModelEntry(p, p.stem, p.stem, "", 0, mtime, _unexpected(p, e)))
             continue
         # The file stem names the model (unique in a folder, stable in URLs); meta's own
         # name could repeat across copies of a file.
@@ -95,7 +103,8 @@ def check_arrays(ck: Checkpoint) -> dict[str, str]:
     mu = a.get("test_mu")
     if mu is None or mu.ndim != 2 or mu.shape[1] != J:
         got = "missing" if mu is None else f"shape {tuple(mu.shape)}"
-        msg = f"{ck.path.name}: test_mu is {got}, expected (N, {J}); the map, neighbours and dataset points are unavailable"
+        msg = (f"{ck.path.name}: test_mu is {got}, expected (N, {J}); "
+               "the map, neighbours and dataset points are unavailable")
         return {k: msg for k in TEST_ARRAYS}
     n = mu.shape[0]
     expect = {"test_logvar": (n, J), "test_labels": (n,), "test_embedding": (n, 2), "test_index": (n,)}
@@ -111,13 +120,14 @@ def check_arrays(ck: Checkpoint) -> dict[str, str]:
 
 def load(path: str | os.PathLike) -> tuple[Checkpoint | None, str | None]:
     """Load one checkpoint: ``(checkpoint, None)`` or ``(None, one-line error)``; never raises
-    for a bad file (the page shows the message in the sidebar)."""
+    for a bad file (the page shows the message in the sidebar). Meta fields dropped on loading
+    are in ``checkpoint.warnings``."""
     try:
         return load_checkpoint(path), None
     except CheckpointError as e:
         return None, str(e)
-    except Exception as e:  # noqa: BLE001 - anything else a damaged file can trigger
-        return None, f"{Path(path).name}: could not load: {type(e).__name__}: {e}"
+    except Exception as e:  # noqa: BLE001 - the reader raises only CheckpointError; never let a file take the page down
+        return None, _unexpected(path, e)
 
 
 @torch.no_grad()
@@ -162,12 +172,12 @@ def n_parameters(ck: Checkpoint) -> int:
 
 def kl_per_dim(ck: Checkpoint) -> np.ndarray | None:
     """Mean KL(q(z_j|x) || N(0,1)) per latent dimension on the test set (J,), from the meta if
-    the trainer stored it, else computed from the stored test means and log-variances."""
+    the trainer stored it (the reader checked it has J finite numbers), else computed from the
+    stored test means and log-variances (N, J) with the trainer's closed form (Appendix B)."""
     stored = ck.meta.get("kl_per_dim")
-    if stored is not None and len(stored) == ck.config.z_dim:
+    if stored is not None:
         return np.asarray(stored, dtype=np.float32)
     mu, lv = ck.arrays.get("test_mu"), ck.arrays.get("test_logvar")
-    if mu is None or lv is None or mu.shape != lv.shape or mu.shape[-1] != ck.config.z_dim:
+    if mu is None or lv is None or mu.ndim != 2 or mu.shape != lv.shape or mu.shape[-1] != ck.config.z_dim:
         return None
-    kl = -0.5 * (1.0 + lv - mu.pow(2) - lv.exp())
-    return kl.mean(0).numpy().astype(np.float32)
+    return kl_divergence(mu, lv).mean(0).numpy().astype(np.float32)

@@ -36,7 +36,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -47,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from trainer.fileio import atomic_writer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -171,9 +172,10 @@ def download_file(
 ) -> Path:
     """Download ``url`` to ``dest`` atomically and verify it; return ``dest``.
 
-    Bytes go to a temporary file in ``dest``'s folder, which is fsynced, checked (length
-    against Content-Length, ``md5`` / ``sha256`` if given, then ``validate(tmp_path)`` if
-    given, which raises :class:`DataError` on a bad file) and only then renamed over ``dest``.
+    Bytes go to a temporary file in ``dest``'s folder (:func:`trainer.fileio.atomic_writer`:
+    the same permissions as a plain ``open``), which is checked (length against
+    Content-Length, ``md5`` / ``sha256`` if given, then ``validate(tmp_path)`` if given, which
+    raises :class:`DataError` on a bad file) and only then fsynced and renamed over ``dest``.
     On any failure (HTTP error, dropped connection, timeout, checksum mismatch, invalid
     content) the temporary file is removed, an existing ``dest`` is left untouched, and
     :class:`DataError` says what happened. Progress goes to stderr (tqdm, only on a terminal).
@@ -181,46 +183,40 @@ def download_file(
     from tqdm import tqdm
 
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
     received = 0
-    try:
-        h_md5 = hashlib.md5(usedforsecurity=False)
-        h_sha = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            try:
-                req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-                with urllib.request.urlopen(req, timeout=timeout) as resp:
-                    length = resp.headers.get("Content-Length", "")
-                    expected = int(length) if length.strip().isdigit() else None
-                    with tqdm(
-                        total=expected, unit="B", unit_scale=True, unit_divisor=1024,
-                        desc=dest.name, file=sys.stderr, disable=None, leave=False,
-                    ) as bar:
-                        while chunk := resp.read(_CHUNK):
-                            out.write(chunk)
-                            h_md5.update(chunk)
-                            h_sha.update(chunk)
-                            received += len(chunk)
-                            bar.update(len(chunk))
-            except urllib.error.HTTPError as e:
-                e.close()
-                raise DataError(f"download of {url} failed: HTTP {e.code} {_one_line(e.reason)}") from None
-            except urllib.error.URLError as e:
-                raise DataError(f"download of {url} failed: {_one_line(e.reason)}") from None
-            except (http.client.HTTPException, OSError) as e:
-                # IncompleteRead, connection reset, socket timeout mid-transfer, ...
-                raise DataError(
-                    f"download of {url} failed after {received} bytes: {type(e).__name__}: {_one_line(e)}"
-                ) from None
-            # http.client returns EOF quietly when the server closes early, so count ourselves.
-            if expected is not None and received != expected:
-                raise DataError(
-                    f"download of {url} was cut short: connection closed after {received} of {expected} bytes"
-                )
-            out.flush()
-            os.fsync(out.fileno())
+    h_md5 = hashlib.md5(usedforsecurity=False)
+    h_sha = hashlib.sha256()
+    with atomic_writer(dest, suffix=".part") as (out, tmp):
+        try:
+            req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                length = resp.headers.get("Content-Length", "")
+                expected = int(length) if length.strip().isdigit() else None
+                with tqdm(
+                    total=expected, unit="B", unit_scale=True, unit_divisor=1024,
+                    desc=dest.name, file=sys.stderr, disable=None, leave=False,
+                ) as bar:
+                    while chunk := resp.read(_CHUNK):
+                        out.write(chunk)
+                        h_md5.update(chunk)
+                        h_sha.update(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+        except urllib.error.HTTPError as e:
+            e.close()
+            raise DataError(f"download of {url} failed: HTTP {e.code} {_one_line(e.reason)}") from None
+        except urllib.error.URLError as e:
+            raise DataError(f"download of {url} failed: {_one_line(e.reason)}") from None
+        except (http.client.HTTPException, OSError) as e:
+            # IncompleteRead, connection reset, socket timeout mid-transfer, ...
+            raise DataError(
+                f"download of {url} failed after {received} bytes: {type(e).__name__}: {_one_line(e)}"
+            ) from None
+        # http.client returns EOF quietly when the server closes early, so count ourselves.
+        if expected is not None and received != expected:
+            raise DataError(
+                f"download of {url} was cut short: connection closed after {received} of {expected} bytes"
+            )
         for algo, want, h in (("md5", md5, h_md5), ("sha256", sha256, h_sha)):
             if want and h.hexdigest() != want.lower():
                 raise DataError(
@@ -228,30 +224,12 @@ def download_file(
                     f"({received} bytes; not saved)"
                 )
         if validate is not None:
+            out.flush()  # validate reads the temporary file by name
             try:
                 validate(tmp)
             except DataError as e:
                 raise DataError(f"download of {url} is not a valid file (not saved): {e}") from None
-        os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return dest
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform, hence best effort.
-    try:
-        dfd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
 
 
 # --------------------------------------------------------------------------- MNIST

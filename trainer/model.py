@@ -16,6 +16,7 @@ for continuous data such as Frey Face (the paper's Appendix C.2 setup).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -25,6 +26,38 @@ from torch import nn
 LIKELIHOODS = ("bernoulli", "gaussian")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "elu": nn.ELU}
 LOG_2PI = math.log(2.0 * math.pi)
+
+# Bounds on a config, far above any model this project trains (784-512-256-20 has 0.8M
+# parameters) and low enough that a config read from a file cannot size gigabytes.
+MAX_SIDE = 4096  # pixels per image side
+MAX_Z_DIM = 4096
+MAX_WIDTH = 1 << 16  # units per hidden layer
+MAX_LAYERS = 16
+MAX_PARAMETERS = 1 << 28  # 1 GiB of float32 weights
+MAX_ABS_LOGVAR = 50.0  # |min_logvar|; exp(-logvar) stays finite in float32 up to about 88
+
+
+def _short(v) -> str:
+    """A value for an error message, never longer than a line."""
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def _int(name: str, v, lo: int, hi: int) -> int:
+    """``v`` as an int in [lo, hi]; bools and floats (even 10.0) are refused."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {_short(v)}")
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {_short(v)}")
+    return int(v)
+
+
+def _int_tuple(name: str, v, lo: int, hi: int) -> tuple[int, ...]:
+    if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)):
+        raise ValueError(f"{name} must be a list of integers, got {_short(v)}")
+    if len(v) > MAX_LAYERS:
+        raise ValueError(f"{name} has {len(v)} entries, at most {MAX_LAYERS} are allowed")
+    return tuple(_int(f"{name} entries", x, lo, hi) for x in v)
 
 
 @dataclass
@@ -41,18 +74,38 @@ class VAEConfig:
     min_logvar: float = -6.0
 
     def __post_init__(self) -> None:
-        self.image_shape = tuple(int(s) for s in self.image_shape)
-        self.hidden = tuple(int(h) for h in self.hidden)
-        if len(self.image_shape) != 2 or min(self.image_shape) < 1:
-            raise ValueError(f"image_shape must be (height, width), got {self.image_shape}")
-        if self.z_dim < 1:
-            raise ValueError(f"z_dim must be >= 1, got {self.z_dim}")
-        if any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        # Types and bounds are checked before anything is sized from them: a config read from a
+        # file must not make VAE(config) allocate gigabytes, and 10.0 or True is not a size.
+        self.image_shape = _int_tuple("image_shape", self.image_shape, 1, MAX_SIDE)
+        if len(self.image_shape) != 2:
+            raise ValueError(f"image_shape must be (height, width), got {len(self.image_shape)} numbers")
+        self.hidden = _int_tuple("hidden", self.hidden, 1, MAX_WIDTH)
+        if len(self.hidden) > MAX_LAYERS:
+            raise ValueError(f"hidden has {len(self.hidden)} layers, at most {MAX_LAYERS} are allowed")
+        self.z_dim = _int("z_dim", self.z_dim, 1, MAX_Z_DIM)
+        for name, known in (("activation", ACTIVATIONS), ("likelihood", LIKELIHOODS)):
+            v = getattr(self, name)
+            if not isinstance(v, str) or v not in known:
+                raise ValueError(f"{name} must be one of {sorted(known)}, got {_short(v)}")
+        m = self.min_logvar
+        if isinstance(m, bool) or not isinstance(m, numbers.Real) or not -MAX_ABS_LOGVAR <= m <= MAX_ABS_LOGVAR:
+            raise ValueError(f"min_logvar must be a finite number in [-{MAX_ABS_LOGVAR:g}, {MAX_ABS_LOGVAR:g}], "
+                             f"got {_short(m)}")
+        self.min_logvar = float(m)
+        if self.n_parameters > MAX_PARAMETERS:
+            raise ValueError(f"the model would have {self.n_parameters:,} parameters, at most {MAX_PARAMETERS:,} "
+                             "are allowed")
+
+    @property
+    def n_parameters(self) -> int:
+        """Weights and biases of :class:`VAE` for this config, counted without building it."""
+        enc = [self.x_dim, *self.hidden]
+        dec = [self.z_dim, *reversed(self.hidden)]
+        n = sum(a * b + b for a, b in zip(enc[:-1], enc[1:]))
+        n += 2 * (enc[-1] * self.z_dim + self.z_dim)  # fc_mu, fc_logvar
+        n += sum(a * b + b for a, b in zip(dec[:-1], dec[1:]))
+        heads = 2 if self.likelihood == "gaussian" else 1  # fc_out (+ fc_out_logvar)
+        return n + heads * (dec[-1] * self.x_dim + self.x_dim)
 
     @property
     def x_dim(self) -> int:
@@ -66,10 +119,17 @@ class VAEConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> VAEConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
+        """The inverse of :meth:`to_dict`: every field must be present (checkpoints always
+        store them all), unknown keys are refused, and values are checked as in the constructor."""
+        if not isinstance(d, dict):
+            raise ValueError(f"model config must be a JSON object, got {type(d).__name__}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(str(k)[:40] for k in set(d) - set(known))
+        missing = [k for k in known if k not in d]
         if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+            raise ValueError(f"unknown model config keys: {unknown[:5]}")
+        if missing:
+            raise ValueError(f"model config lacks {missing}")
         return cls(**d)
 
 

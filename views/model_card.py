@@ -35,6 +35,9 @@ def render(ctx: ViewContext) -> None:
         + (f"- **Test examples:** {m['n_test']}\n" if "n_test" in m else "")
         + (f"- **Training time:** {meta['wall_time_s'] / 60:.1f} min\n" if meta.get("wall_time_s") else "")
     )
+    if ck.checksum is None:
+        st.caption("This file carries no checksum (it was written before checksums were recorded), "
+                   "so damage to it cannot be detected.")
     other = {k2: v for k2, v in m.items() if k2 not in ("test_elbo", "test_iwae_ll", "iwae_k", "n_test")}
     if other:
         st.caption("Other metrics: " + ", ".join(f"{k2} = {_fmt(v)}" for k2, v in other.items()))
