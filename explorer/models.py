@@ -60,9 +60,8 @@ def discover(folder: str | os.PathLike) -> list[ModelEntry]:
     for p in list_checkpoints(folder):
         try:
             mtime = p.stat().st_mtime
-        except OSError as e:  # vanished between listing and stat
-            out.append(ModelEntry(p, p.stem, p.stem, "", 0, 0.0, f"{p.name}: {e}"))
-            continue
+        except OSError:  # a link to nothing, or vanished since the listing: the reader says which
+            mtime = 0.0
         try:
             config, meta = read_metadata(p)
         except CheckpointError as e:

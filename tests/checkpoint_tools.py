@@ -48,6 +48,14 @@ def tiny_checkpoint(path: Path, seed: int = 0) -> Path:
     return save_checkpoint(path, model, tiny_meta(), arrays, state)
 
 
+def put(path: Path, data: bytes) -> Path:
+    """Replace a file's bytes. Unlinking first is 50x faster here than truncating in place (ext4
+    flushes a file truncated to zero on close), which matters for a thousand rewrites."""
+    path.unlink(missing_ok=True)
+    path.write_bytes(data)
+    return path
+
+
 def read_raw(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     """A valid file's string metadata and tensors, as safetensors stores them (copied: the
     tensors safetensors hands out may map the file, which the caller may then overwrite)."""
@@ -61,8 +69,7 @@ def write_raw(path: Path, md: dict[str, str], tensors: dict[str, torch.Tensor], 
     md = {k: v for k, v in md.items() if k != CHECKSUM_KEY}
     if checksum:
         md[CHECKSUM_KEY] = content_digest(md, tensors)
-    path.write_bytes(st_save(tensors, metadata=md))
-    return path
+    return put(path, st_save(tensors, metadata=md))
 
 
 def rewrite(path: Path, md: dict[str, str] | None = None, meta: dict | None = None, config: dict | None = None,

@@ -60,9 +60,12 @@ CHECKSUM_KEY = "checksum"
 METADATA_KEYS = ("format", "format_version", "model_config", "meta", CHECKSUM_KEY)
 MAX_FILE_BYTES = 1 << 30  # 1 GiB; the shipped checkpoints are 2-7 MB
 MAX_HEADER_BYTES = 16 << 20  # safetensors' JSON header with the meta; a 1000-epoch history is 0.3 MB
-# Tensor types a file may hold besides float32: integer arrays (labels, indices, RNG state,
-# permutations) and float64 in the resumable state.
+# Tensor types: weights and float arrays are float32 (what VAEConfig implies; the writer stores no
+# other); labels, indices, RNG state and permutations are integers; the resumable state may also
+# hold float64. Arrays the app reads must be of the kind it computes with.
 INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool)
+FLOAT_ARRAYS = ("test_mu", "test_logvar", "test_embedding", "direction.")  # "direction." is a prefix
+INT_ARRAYS = ("test_labels", "test_index")
 
 __all__ = ["Checkpoint", "CheckpointError", "atomic_write_bytes", "content_digest", "list_checkpoints",
            "load_checkpoint", "read_metadata", "save_checkpoint"]
@@ -158,12 +161,19 @@ def save_checkpoint(
 
 # --- reading: the file, its header, its tensors ---------------------------------------------
 
+def _not_regular(path: Path, mode: int) -> CheckpointError:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    kind = next((name for test, name in kinds if test(mode)), "of an unknown kind")
+    return CheckpointError(f"{path}: not a regular file ({kind})")
+
+
 def _open_regular(path: Path) -> tuple[int, int]:
     """``(fd, size)`` of ``path`` opened for reading: regular files only, never blocking."""
     try:
         # stat does not open: a FIFO or a device is refused without being touched.
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise CheckpointError(f"{path}: not a regular file")
+        if not stat.S_ISREG(mode := os.stat(path).st_mode):
+            raise _not_regular(path, mode)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint file (or a link to nothing)") from None
@@ -172,9 +182,9 @@ def _open_regular(path: Path) -> tuple[int, int]:
     st = os.fstat(fd)  # what was opened, in case the name was swapped after the stat
     if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
         os.close(fd)
-        why = "not a regular file" if not stat.S_ISREG(st.st_mode) else (
-            f"{st.st_size:,} bytes, more than the {MAX_FILE_BYTES:,} a checkpoint may have")
-        raise CheckpointError(f"{path}: {why}")
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(path, st.st_mode)
+        raise CheckpointError(f"{path}: {st.st_size:,} bytes, more than the {MAX_FILE_BYTES:,} a checkpoint may have")
     return fd, st.st_size
 
 
@@ -241,6 +251,19 @@ def _check_header(path: Path, md: dict[str, str]) -> tuple[VAEConfig, dict, list
     return config, meta, [f"{path.name}: {w}" for w in warnings]
 
 
+def _dtype_problem(prefix: str, name: str, dtype: torch.dtype) -> str | None:
+    """None if a tensor ``<prefix>.<name>`` may have ``dtype``, else what it should be."""
+    if prefix == "model":
+        return None if dtype == torch.float32 else "float32, as the model config implies"
+    if prefix == "state":
+        return None if dtype in (torch.float32, torch.float64, *INT_DTYPES) else "float32, float64 or integers"
+    if name in INT_ARRAYS:
+        return None if dtype in INT_DTYPES else "integers"
+    if name.startswith(FLOAT_ARRAYS):
+        return None if dtype == torch.float32 else "float32"
+    return None if dtype in (torch.float32, *INT_DTYPES) else "float32 or integers"
+
+
 def _tensors(path: Path, data: bytes, md: dict[str, str]) -> dict[str, dict[str, torch.Tensor]]:
     """The file's tensors, checksum-verified, by group: ``{"model": ..., "arrays": ..., "state": ...}``."""
     try:
@@ -254,12 +277,9 @@ def _tensors(path: Path, data: bytes, md: dict[str, str]) -> dict[str, dict[str,
         prefix, _, rest = k.partition(".")
         if prefix not in groups or not rest:
             raise CheckpointError(f"{path}: unexpected tensor {_short(k)}")
-        # Weights and float arrays are float32 (what VAEConfig implies; the writer stores no
-        # other); the resumable state may hold float64 sums and integer RNG state.
-        floats = (torch.float32, torch.float64) if prefix == "state" else (torch.float32,)
-        if v.dtype not in floats and (prefix == "model" or v.dtype not in INT_DTYPES):
+        if (expected := _dtype_problem(prefix, rest, v.dtype)) is not None:
             raise CheckpointError(f"{path}: tensor {_short(k)} is {str(v.dtype).removeprefix('torch.')}, "
-                                  f"expected float32{'' if prefix == 'model' else ' or an integer type'}")
+                                  f"expected {expected}")
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise CheckpointError(f"{path}: tensor {_short(k)} holds NaN or infinite values")
         groups[prefix][rest] = v

@@ -18,6 +18,7 @@ Fields nobody reads are kept as they are; the whole document is bounded in nesti
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from collections.abc import Callable
@@ -35,12 +36,15 @@ class MetaError(ValueError):
 
 
 def _kind(v: Any) -> str:
+    """A value as its JSON spelling, or its JSON type when it would be long."""
     if isinstance(v, str):
         return f"a string of {len(v)} characters" if len(v) > 40 else repr(v)
-    if isinstance(v, (bool, type(None), int, float)):
+    if isinstance(v, (bool, type(None))):
+        return json.dumps(v)
+    if isinstance(v, (int, float)):
         r = repr(v)
         return r if len(r) <= 40 else f"a {len(r)}-digit number"
-    return f"a {type(v).__name__}"
+    return {"dict": "an object", "list": "a list"}.get(type(v).__name__, f"a {type(v).__name__}")
 
 
 def text(limit: int = 200) -> Check:
@@ -52,17 +56,19 @@ def boolean(v: Any) -> str | None:
     return None if isinstance(v, bool) else f"must be true or false, got {_kind(v)}"
 
 
-def number(lo: float = -math.inf, hi: float = math.inf, integer: bool = False, finite: bool = True) -> Check:
-    """An int or float (never a bool) in [lo, hi]; ``finite=False`` also lets NaN and inf through."""
+def number(lo: float = -1e300, hi: float = 1e300, integer: bool = False, finite: bool = True) -> Check:
+    """An int or float (never a bool) in [lo, hi]; ``finite=False`` also lets NaN and inf through.
+    The default bounds keep every value convertible to a float (10**400 is not)."""
     what = "an integer" if integer else "a number"
 
     def check(v: Any) -> str | None:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral if integer else numbers.Real):
             return f"must be {what}, got {_kind(v)}"
-        if not finite and not math.isfinite(v):
-            return None
-        if not (math.isfinite(v) and lo <= v <= hi):
-            return f"must be {what} in [{lo:g}, {hi:g}], got {_kind(v)}"
+        if not isinstance(v, numbers.Integral) and not math.isfinite(v):
+            return None if not finite else f"must be a finite number, got {_kind(v)}"
+        if not lo <= v <= hi:
+            where = f">= {lo:g}" if hi == 1e300 else f"<= {hi:g}" if lo == -1e300 else f"in [{lo:g}, {hi:g}]"
+            return f"must be {what} {where}, got {_kind(v)}"
         return None
 
     return check
@@ -72,19 +78,16 @@ def optional(check: Check) -> Check:
     return lambda v: None if v is None else check(v)
 
 
-def either(*checks: Check) -> Check:
-    def check(v: Any) -> str | None:
-        reasons = [c(v) for c in checks]
-        return None if None in reasons else reasons[0]
-
-    return check
-
-
 def anything(v: Any) -> str | None:
     return None
 
 
-SCALAR = either(number(finite=False), text(1000), boolean, lambda v: None if v is None else "must be a scalar")
+def scalar(v: Any) -> str | None:
+    """A number (NaN and inf included), a string of at most 1000 characters, a bool or null."""
+    ok = v is None or isinstance(v, bool) or number(finite=False)(v) is None or text(1000)(v) is None
+    return None if ok else f"must be a number, a string, true/false or null, got {_kind(v)}"
+
+
 
 
 def list_of(check: Check, max_len: int = MAX_ITEMS, min_len: int = 0) -> Check:
@@ -130,7 +133,7 @@ def record(**fields: Check) -> Check:
 
 # The curves and the model card read these per-epoch numbers (trainer.train's history records).
 HISTORY_NUMBERS = ("epoch", "train_elbo", "train_rec", "train_kl", "test_elbo", "test_rec", "test_kl")
-HISTORY_ENTRY = mapping(SCALAR, fields={k: optional(number()) for k in HISTORY_NUMBERS})
+HISTORY_ENTRY = mapping(scalar, fields={k: optional(number()) for k in HISTORY_NUMBERS})
 # A direction's description and held-out scores (trainer.directions.direction_entry), shown as
 # text and formatted with "{:.2f}"; spread scales the step (explorer.directions.Direction.spread).
 DIRECTION_ENTRY = record(
@@ -155,13 +158,13 @@ def display_fields(z_dim: int) -> dict[str, Check]:
         "name": text(200),
         "title": text(200),
         "label_names": optional(list_of(text(100), 100_000)),
-        "metrics": mapping(SCALAR),
+        "metrics": mapping(scalar),
         "history": list_of(HISTORY_ENTRY),
-        "kl_per_dim": list_of(number(), z_dim, z_dim),
+        "kl_per_dim": list_of(number(-1.0, 1e9), z_dim, z_dim),
         "directions": mapping(mapping(DIRECTION_ENTRY)),
         "train_config": record(data_dir=optional(text(4096)), image_folder=optional(text(4096))),
         "provenance": optional(mapping(anything)),
-        "wall_time_s": number(0), "eval_time_s": number(0),
+        "wall_time_s": number(0, 1e9), "eval_time_s": number(0, 1e9),
         "n_train": number(0, integer=True), "n_test": number(0, integer=True),
         "image_shape": list_of(number(1, integer=True), 2, 2),
         "likelihood": text(40), "embedding": text(40), "created": text(100), "torch_version": text(100),
@@ -203,5 +206,5 @@ def check_meta(meta: Any, z_dim: int, strict: bool = False) -> tuple[dict, list[
         elif strict:
             raise MetaError(f"meta field {k!r} {why}")
         else:
-            warnings.append(f"meta field {k!r} dropped: it {why}")
+            warnings.append(f"meta field {k!r} dropped: {why}")
     return clean, warnings
