@@ -51,6 +51,28 @@ def _unexpected(path: str | os.PathLike, e: Exception) -> str:
     return " ".join(f"{path}: could not read: {type(e).__name__}: {e}".split())[:300]
 
 
+def _read_entry(p: Path, mtime: float) -> ModelEntry:
+    """The sidebar's entry for one file, from its header (or the reason it cannot be used)."""
+    try:
+        config, meta = read_metadata(p)
+    except CheckpointError as e:
+        return ModelEntry(p, p.stem, p.stem, "", 0, mtime, str(e))
+    except Exception as e:  # noqa: BLE001 - the reader raises only CheckpointError; never let a file take the page down
+        return ModelEntry(p, p.stem, p.stem, "", 0, mtime, _unexpected(p, e))
+    # The file stem names the model (unique in a folder, stable in URLs); meta's own
+    # name could repeat across copies of a file.
+    return ModelEntry(path=p, name=p.stem, title=str(meta.get("title") or meta.get("name") or p.stem),
+                      dataset=str(meta.get("dataset") or ""), z_dim=config.z_dim, mtime=mtime)
+
+
+# discover runs on every rerun of the page and a checked header costs a few ms (a 1000-epoch
+# history is 0.3 MB of JSON), so entries are kept per file version: path, device, inode, size
+# and mtime (an atomic rewrite is a new inode). Entries are immutable; plain dict operations
+# are atomic, so sessions' threads may share it.
+_ENTRIES: dict[tuple, ModelEntry] = {}
+_MAX_ENTRIES = 256
+
+
 def discover(folder: str | os.PathLike) -> list[ModelEntry]:
     """Every ``*.safetensors`` in ``folder``, read header-only (cheap), sorted by name.
 
@@ -59,29 +81,17 @@ def discover(folder: str | os.PathLike) -> list[ModelEntry]:
     out = []
     for p in list_checkpoints(folder):
         try:
-            mtime = p.stat().st_mtime
+            st = p.stat()
         except OSError:  # a link to nothing, or vanished since the listing: the reader says which
-            mtime = 0.0
-        try:
-            config, meta = read_metadata(p)
-        except CheckpointError as e:
-            out.append(ModelEntry(p, p.stem, p.stem, "", 0, mtime, str(e)))
+            out.append(_read_entry(p, 0.0))
             continue
-        except Exception as e:  # noqa: BLE001 - the reader raises only CheckpointError; never let a file take the page down
-            out.append(ModelEntry(p, p.stem, p.stem, "", 0, mtime, _unexpected(p, e)))
-            continue
-        # The file stem names the model (unique in a folder, stable in URLs); meta's own
-        # name could repeat across copies of a file.
-        out.append(
-            ModelEntry(
-                path=p,
-                name=p.stem,
-                title=str(meta.get("title") or meta.get("name") or p.stem),
-                dataset=str(meta.get("dataset") or ""),
-                z_dim=config.z_dim,
-                mtime=mtime,
-            )
-        )
+        key = (str(p), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        entry = _ENTRIES.get(key)
+        if entry is None:
+            if len(_ENTRIES) >= _MAX_ENTRIES:
+                _ENTRIES.clear()
+            entry = _ENTRIES[key] = _read_entry(p, st.st_mtime)
+        out.append(entry)
     return out
 
 

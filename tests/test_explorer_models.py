@@ -1,5 +1,6 @@
 """Discovering and loading checkpoints, one bad file never hiding the others; decode/encode."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ def folder(tmp_path: Path) -> Path:
 
 def test_discover_reports_bad_files_and_keeps_good_ones(folder):
     entries = {e.path.name: e for e in models.discover(folder)}
-    assert set(entries) == {"mnist-z2.safetensors", "frey-z3.safetensors", "garbage.safetensors", "truncated.safetensors"}
+    assert set(entries) == {"mnist-z2.safetensors", "frey-z3.safetensors", "garbage.safetensors",
+                            "truncated.safetensors"}
     assert entries["mnist-z2.safetensors"].ok and entries["mnist-z2.safetensors"].z_dim == 2
     assert entries["frey-z3.safetensors"].dataset == "frey"
     assert not entries["garbage.safetensors"].ok and "garbage.safetensors" in entries["garbage.safetensors"].error
@@ -78,3 +80,41 @@ def test_kl_per_dim_and_architecture(tmp_path):
     kl = models.kl_per_dim(ck)  # falls back to the stored test means and log-variances
     assert kl.shape == (4,) and np.all(kl >= 0)
     assert models.architecture(ck).startswith("784-8-4 encoder, 4-8-784 decoder, relu, bernoulli")
+
+
+def test_discover_names_every_kind_of_bad_file(tmp_path):
+    """Files that are not regular, not objects, or absurd: each becomes an entry with a reason
+    naming it (never an exception), beside the good one."""
+    from tests.checkpoint_tools import put, rewrite
+
+    good = make_checkpoint(tmp_path / "good.safetensors", "mnist", 2)
+    for i, meta in enumerate(["[]", "null", "7", '"s"', "[" * 100_000]):
+        rewrite(put(tmp_path / f"meta{i}.safetensors", good.read_bytes()), md={"meta": meta})
+    rewrite(put(tmp_path / "zdim.safetensors", good.read_bytes()), config={"z_dim": 10**6})
+    os.mkfifo(tmp_path / "fifo.safetensors")
+    (tmp_path / "dir.safetensors").mkdir()
+    (tmp_path / "dangling.safetensors").symlink_to(tmp_path / "nowhere")
+    entries = models.discover(tmp_path)
+    assert [e.name for e in entries if e.ok] == ["good"]
+    bad = [e for e in entries if not e.ok]
+    assert len(bad) == 9 and all(e.path.name in e.error and "\n" not in e.error for e in bad)
+    for e in bad:
+        assert models.load(e.path)[0] is None
+
+
+def test_discover_rereads_a_replaced_file(tmp_path):
+    path = make_checkpoint(tmp_path / "m.safetensors", "mnist", 2)
+    assert [(e.dataset, e.z_dim) for e in models.discover(tmp_path)] == [("mnist", 2)]
+    assert models.discover(tmp_path)[0] is models.discover(tmp_path)[0]  # unchanged file: kept
+    make_checkpoint(path, "frey", 3)  # an atomic rewrite, as the trainer does
+    assert [(e.dataset, e.z_dim) for e in models.discover(tmp_path)] == [("frey", 3)]
+    path.write_bytes(b"now broken")  # an edit in place
+    assert "m.safetensors" in models.discover(tmp_path)[0].error
+
+
+def test_kl_per_dim_is_the_trainers_closed_form(tmp_path):
+    ck, _ = models.load(make_checkpoint(tmp_path / "a.safetensors", "mnist", 3))
+    del ck.meta["kl_per_dim"]
+    mu, lv = ck.arrays["test_mu"].double(), ck.arrays["test_logvar"].double()
+    expected = (0.5 * (mu**2 + lv.exp() - 1 - lv)).mean(0).numpy()  # Appendix B, by hand
+    assert np.allclose(models.kl_per_dim(ck), expected, rtol=1e-5)
