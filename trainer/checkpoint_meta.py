@@ -88,9 +88,12 @@ def anything(v: Any) -> str | None:
     return None if depth(v) <= MAX_DEPTH else f"nested more than {MAX_DEPTH} levels deep"
 
 
+_ANY_NUMBER, _TEXT = number(finite=False), text(1000)
+
+
 def scalar(v: Any) -> str | None:
     """A number (NaN and inf included), a string of at most 1000 characters, a bool or null."""
-    ok = v is None or isinstance(v, bool) or number(finite=False)(v) is None or text(1000)(v) is None
+    ok = v is None or isinstance(v, bool) or _ANY_NUMBER(v) is None or _TEXT(v) is None
     return None if ok else f"must be a number, a string, true/false or null, got {_kind(v)}"
 
 
@@ -143,7 +146,7 @@ HISTORY_ENTRY = mapping(scalar, fields={k: optional(number()) for k in HISTORY_N
 # A direction's description and held-out scores (trainer.directions.direction_entry), shown as
 # text and formatted with "{:.2f}"; spread scales the step (explorer.directions.Direction.spread).
 DIRECTION_ENTRY = record(
-    label=text(200), description=text(2000), kind=text(40), unit=text(40), source=text(2000), cv=text(200),
+    label=text(1000), description=text(4000), kind=text(100), unit=text(100), source=text(4000), cv=text(1000),
     n_pos=number(0, integer=True), n_neg=number(0, integer=True), spread=optional(number(0, 1e12)),
     quality=mapping(optional(number(finite=False)), keys=text(100)),
 )
@@ -161,9 +164,11 @@ REQUIRED: dict[str, Check] = {
 def display_fields(z_dim: int) -> dict[str, Check]:
     """Display-only fields and their checks for a model with ``z_dim`` latent dimensions."""
     return {
-        "name": text(200),
-        "title": text(200),
-        "label_names": optional(list_of(text(100), 100_000)),
+        # Generous limits: titles and folder names come from users, and the writer refuses what
+        # the reader would drop, so a limit hit would cost a finished training run its save.
+        "name": text(1000),
+        "title": text(1000),
+        "label_names": optional(list_of(text(1000), 100_000)),
         "metrics": mapping(scalar),
         "history": list_of(HISTORY_ENTRY),
         "kl_per_dim": list_of(number(-1.0, 1e9), z_dim, z_dim),
