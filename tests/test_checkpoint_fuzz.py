@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from explorer import directions, figures, models
+from explorer.labels import label_scheme
 from tests.checkpoint_tools import put, read_raw, rewrite, tiny_checkpoint, tiny_meta, write_raw
 from trainer.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from views.model_card import _fmt
@@ -76,8 +77,11 @@ def _exercise(ck) -> None:
     if history:
         _fmt(history[-1].get("test_elbo"))
     emb, labels = ck.arrays.get("test_embedding"), ck.arrays.get("test_labels")
+    scheme = label_scheme(str(meta.get("dataset") or ""), meta)
+    if labels is not None:
+        assert all(isinstance(scheme.describe(y), str) for y in labels.tolist())
     if "label_names" in changed and emb is not None and labels is not None and emb.shape == (labels.shape[0], 2):
-        figures.map_figure(emb.numpy(), labels.numpy(), categorical=True, label_names=meta.get("label_names"))
+        figures.map_figure(emb.numpy(), labels.numpy(), scheme)
     for v in (meta.get("metrics") or {}).values():
         _fmt(v)
     if meta.get("wall_time_s"):
