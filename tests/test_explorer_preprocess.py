@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer import preprocess
+from explorer import photo, preprocess
 from explorer.preprocess import UploadError, prepare
 
 
@@ -124,13 +124,15 @@ def test_plain_digit_light_paper():
     p = prepare(_bytes(Image.fromarray(_digit()), "PNG"), "mnist", (28, 28))
     _check_mnist_input(p.x)
     titles = [s.title for s in p.steps]
-    assert titles[0] == "Grayscale" and titles[1] == "Inverted" and titles[-1] == "Centred in 28x28"
+    assert titles == ["Grayscale", "Paper lighting", "Inverted", "Ink found", "Cropped to ink", "Scaled to 20 px",
+                      "Centred in 28x28"]
     assert p.steps[-1].image is p.x and p.format == "PNG" and p.size == (90, 120)
+    assert all(s.image.dtype == np.float32 and max(s.image.shape) <= preprocess.STEP_SIDE for s in p.steps)
 
 
 def test_dark_paper_is_not_inverted():
     p = prepare(_bytes(Image.fromarray(_digit(ink=255, paper=0)), "PNG"), "mnist", (28, 28))
-    assert p.steps[1].title == "Polarity kept"
+    assert p.steps[2].title == "Polarity kept"
     _check_mnist_input(p.x)
 
 
@@ -197,11 +199,16 @@ def test_other_formats(fmt):
     _check_mnist_input(p.x)
 
 
-def test_large_photo_is_shrunk_first():
+def test_large_photo_analysed_small_cut_at_full_resolution():
     a = np.kron(_digit(), np.ones((25, 25), np.uint8))  # 3000 x 2250
-    gray, notes, fmt, size = preprocess.read_image(_bytes(Image.fromarray(a), "PNG"))
-    assert size == (2250, 3000) and max(gray.shape) == preprocess.WORK_SIDE
-    _check_mnist_input(prepare(_bytes(Image.fromarray(a), "PNG"), "mnist", (28, 28)).x)
+    data = _bytes(Image.fromarray(a), "PNG")
+    gray, notes, fmt, size = preprocess.read_image(data)
+    assert size == (2250, 3000) and gray.size == size and gray.mode == "L"  # 8-bit, full resolution
+    p = prepare(data, "mnist", (28, 28))
+    assert max(p.steps[0].image.shape) == photo.WORK_SIDE and "analysed at 384x512" in p.steps[0].note
+    crop = next(s for s in p.steps if s.title == "Cropped to ink")
+    assert max(crop.image.shape) == photo.CROP_SIDE  # from the 2000 px tall ink, not from the 512 px copy
+    _check_mnist_input(p.x)
 
 
 def test_exif_rotation_applied():
@@ -211,7 +218,7 @@ def test_exif_rotation_applied():
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to display"
     gray, *_ = preprocess.read_image(_bytes(im, "JPEG", exif=exif.tobytes()))
-    assert gray.shape == (100, 60)  # displayed upright: taller than wide
+    assert gray.size == (60, 100)  # displayed upright: taller than wide
 
 
 def test_fit_style_frey_shape():

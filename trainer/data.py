@@ -439,34 +439,61 @@ def load_frey(data_dir: str | os.PathLike | None = None, download: bool = False)
 # --------------------------------------------------------------------------- image folder
 
 
-def _to_gray(img) -> np.ndarray:
-    """A Pillow image as (h, w) float32 gray levels in [0, 255].
+def to_gray(img, background: int | str = 255, notes: list[str] | None = None):
+    """A decoded Pillow image of any mode -> an 8-bit grayscale ("L") Pillow image, turned upright
+    by its EXIF orientation. The one converter of the trainer's image folders and the app's uploads
+    (``explorer/preprocess.py``).
 
-    16-bit and 32-bit integer images are scaled from their full range, alpha is composited on
-    white (transparent background reads as paper, not ink), palette, CMYK and the rest go
-    through RGB to ITU-R 601 luma.
+    Luma is ITU-R 601 (Pillow's "L"; CMYK, LAB, HSV and YCbCr go through RGB); 16-bit images keep
+    their top 8 bits; float images are read as [0, 1] (or [0, 255] if any value exceeds 1).
+    Transparent pixels show ``background``: a gray level 0..255 (255: white paper), or
+    ``"contrast"``: black or white, whichever differs more from the visible pixels' mean, so a
+    white pen on a transparent sheet stays visible (a fully transparent image then raises
+    ValueError). Stays in 8 bits: a 25-megapixel RGBA image costs three 25 MB planes, no floats.
+    ``notes`` (if given) collects one-line remarks for the user (16-bit, CMYK, transparency).
     """
-    from PIL import Image, ImageOps
+    from PIL import ExifTags, Image, ImageOps
 
-    img = ImageOps.exif_transpose(img)
+    notes = [] if notes is None else notes
+    orientation = img.getexif().get(ExifTags.Base.Orientation, 1)  # before converting: conversions may drop it
     mode = img.mode
-    if mode.startswith("I;16"):
-        return np.asarray(img, dtype=np.float32) / 257.0
-    if mode == "I":
-        a = np.asarray(img, dtype=np.float64)
-        # Pillow opens some 16-bit files as 32-bit "I"; values above 255 betray that.
-        return (a / 257.0 if a.max() > 255 else a).clip(0, 255).astype(np.float32)
-    if mode == "F":
-        a = np.nan_to_num(np.asarray(img, dtype=np.float32))
-        return (a * 255.0 if a.max() <= 1.0 else a).clip(0, 255)
-    if mode == "L":
-        return np.asarray(img, dtype=np.float32)
-    has_alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in img.info)
-    if has_alpha:
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
-    return np.asarray(img.convert("RGB").convert("L"), dtype=np.float32)
+    if mode in ("RGBa", "La", "PA") or (mode == "P" and "transparency" in img.info):
+        img, mode = img.convert("RGBA"), "RGBA"  # un-premultiplied, palette transparency as alpha
+    alpha = img.getchannel("A") if mode in ("LA", "RGBA") else None
+    if mode.startswith("I"):  # I;16, I;16B, ... and 32-bit I (some 16-bit files open as I)
+        a = np.asarray(img)
+        if a.dtype.kind == "i":  # 32-bit: clip to 16 bits (no copies for the usual unsigned 16-bit)
+            a = np.clip(a, 0, 65535 if a.max(initial=0) > 255 else 255)
+        if a.max(initial=0) > 255 or mode.startswith("I;16"):
+            notes.append("16-bit image: kept the top 8 of 16 bits")
+            a = a >> 8
+        gray = Image.fromarray(a.astype(np.uint8))
+    elif mode == "F":
+        a = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=255.0, neginf=0.0)
+        a = np.clip(a * 255.0 if a.max(initial=0) <= 1.0 else a, 0, 255)
+        gray = Image.fromarray(np.rint(a).astype(np.uint8))
+    elif mode in ("CMYK", "LAB", "HSV", "YCbCr"):
+        if mode == "CMYK":
+            notes.append("CMYK image: converted to RGB")
+        gray = img.convert("RGB").convert("L")
+    else:  # L, 1, P, RGB, RGBX, LA, RGBA
+        gray = img if mode == "L" else img.convert("L")
+    if alpha is not None and alpha.getextrema()[0] < 255:
+        if background == "contrast":
+            if alpha.getextrema()[1] == 0:
+                raise ValueError("the image is fully transparent: nothing to encode")
+            # The visible pixels' mean gray level, on a copy of at most about a megapixel.
+            k = max(1, int(np.ceil(np.sqrt(gray.width * gray.height / 1e6))))
+            g, w = (np.asarray(c.reduce(k), dtype=np.float32) for c in (gray, alpha))
+            background = 0 if float((g * w).sum() / max(float(w.sum()), 1.0)) > 127.5 else 255
+            notes.append(f"transparent pixels composited onto {'black' if background == 0 else 'white'}")
+        gray.paste(int(background), None, ImageOps.invert(alpha))  # gray*alpha + background*(1 - alpha)
+    # Phone photos carry their rotation in EXIF: turn the 8-bit result as ImageOps.exif_transpose
+    # would turn the (four times larger) original.
+    T = Image.Transpose
+    turn = {2: T.FLIP_LEFT_RIGHT, 3: T.ROTATE_180, 4: T.FLIP_TOP_BOTTOM, 5: T.TRANSPOSE, 6: T.ROTATE_270,
+            7: T.TRANSVERSE, 8: T.ROTATE_90}.get(orientation)
+    return gray if turn is None else gray.transpose(turn)
 
 
 def _load_image(path: Path, size_hw: tuple[int, int]) -> np.ndarray:
@@ -475,7 +502,7 @@ def _load_image(path: Path, size_hw: tuple[int, int]) -> np.ndarray:
 
     with Image.open(path) as img:
         img.load()
-        gray = _to_gray(img)
+        gray = np.asarray(to_gray(img), dtype=np.float32)
     h, w = size_hw
     if gray.shape != (h, w):
         gray = np.asarray(Image.fromarray(gray).resize((w, h), Image.Resampling.LANCZOS), dtype=np.float32)

@@ -9,6 +9,7 @@ the parameters, so a replaced checkpoint file is never served stale.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,19 +39,29 @@ def decoded(path: str, mtime: float, z: np.ndarray) -> np.ndarray:
 def prepared_upload(path: str, mtime: float, data: bytes,
                     name: str) -> tuple[preprocess.Prepared, np.ndarray, np.ndarray]:
     """An upload preprocessed for this model and encoded: (Prepared, mu (J,), logvar (J,)).
-    Raises :class:`explorer.preprocess.UploadError` for a bad file (not cached). Cached on the
-    bytes' SHA-1, so a rerun (every slider move) does not hash megabytes of upload again."""
-    return _prepared_upload(path, mtime, hashlib.sha1(data).hexdigest(), name, data)
+    Raises :class:`explorer.preprocess.UploadError` for a bad file. Cached on the bytes' SHA-1, so
+    a rerun (every slider move) does not hash megabytes of upload again, nor decode a bad file again."""
+    result = _prepared_upload(path, mtime, hashlib.sha1(data).hexdigest(), name, data)
+    if isinstance(result, str):
+        raise preprocess.UploadError(result)
+    return result
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _prepared_upload(path: str, mtime: float, sha1: str, name: str, _data: bytes):
-    """The cached body of :func:`prepared_upload`; ``_data`` (not hashed) is the file whose SHA-1 is ``sha1``."""
+    """The cached body of :func:`prepared_upload`; ``_data`` (not hashed) is the file whose SHA-1 is
+    ``sha1``. A file that cannot be used gives its one-line message instead (cached as well)."""
     ck, err = load_model(path, mtime)
     if ck is None:
         raise RuntimeError(err)
     style = preprocess.style_for_dataset(ck.meta.get("dataset", ""))
-    prep = preprocess.prepare(_data, style, ck.image_shape, name=name)
+    try:
+        prep = preprocess.prepare(_data, style, ck.image_shape, name=name)
+    except preprocess.UploadError as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001 - a bug on some file must not take every tab that reads the upload down
+        logging.getLogger(__name__).exception("preprocessing %s failed", name)
+        return f"{name}: could not be read ({type(e).__name__}); this is a bug: please report the file"
     mu, logvar = models.encode(ck, prep.x)
     return prep, mu, logvar
 
@@ -126,10 +137,8 @@ class ViewContext:
         up = state.get_upload()
         if not up:
             return None
-        try:
-            return _prepared_upload(str(self.entry.path), self.entry.mtime, up["sha1"], up["name"], up["data"])
-        except preprocess.UploadError as e:
-            return str(e)
+        # A bad file gives its message (shown by the Encode tab; tabs that only mark the upload ignore it).
+        return _prepared_upload(str(self.entry.path), self.entry.mtime, up["sha1"], up["name"], up["data"])
 
     def test_images(self) -> tuple[np.ndarray | None, str | None]:
         return test_images(self.dataset)
