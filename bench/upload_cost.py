@@ -1,7 +1,7 @@
 """What one upload costs the server: peak memory and CPU time of decoding + preprocessing, worst case
 over hostile-but-accepted files (within the 10 MB / 25 megapixel limits).
 
-    python -m bench.upload_cost [--rounds 3] [--code PATH] [--out bench/results/upload_cost.txt]
+    python -m bench.upload_cost [--rounds 3] [--baseline PATH] [--out bench/results/upload_cost.txt]
 
 Each file is prepared (``explorer.preprocess.prepare``, MNIST style 28x28 unless the case says
 ``fit``) in a fresh Python process, after a warm-up on a small PNG so that imports and first-call
@@ -9,8 +9,9 @@ costs are excluded. Reported per case: the peak resident memory above the proces
 (``VmHWM`` after minus ``VmRSS`` before, from /proc/self/status, the peak reset after the warm-up;
 ``ru_maxrss`` would carry the parent's peak across fork; the baseline is in the header) and the
 process CPU seconds of the call (``time.process_time``), the max and the median over ``--rounds``
-runs. ``--code`` measures another checkout (e.g. ``git archive main | tar -x -C /tmp/main``) on the
-same files, for before/after figures. CPU time rather than wall time: the machine is shared.
+runs. ``--baseline`` measures another checkout too (e.g. ``git archive main | tar -x -C /tmp/main``),
+case by case on the same files, for before/after figures. CPU time rather than wall time: the
+machine is shared.
 """
 
 from __future__ import annotations
@@ -80,9 +81,10 @@ def _digit_sheet(w: int, h: int, mode: str = "L", bg=255, ink=0, width: int | No
     return im
 
 
-def _gradient_photo(w: int, h: int, noise: float, quality: int, **kw) -> bytes:
-    return _save(Image.open(io.BytesIO(photos.photo("7", (w, h), (w // 3, h // 5, h * 3 // 5), noise=noise,
-                                                      quality=quality))), "JPEG", quality=quality, **kw)
+def _gradient_photo(w: int, h: int, noise: float, fmt: str = "JPEG", **kw) -> bytes:
+    """A phone photo of a "7" on unevenly lit paper (tests/photos.py), saved as ``fmt``."""
+    shot = photos.photo("7", (w, h), (w // 3, h // 5, h * 3 // 5), noise=noise, quality=95)
+    return _save(Image.open(io.BytesIO(shot)), fmt, **kw)
 
 
 def cases() -> dict[str, tuple[Callable[[], bytes], str]]:
@@ -121,13 +123,14 @@ def cases() -> dict[str, tuple[Callable[[], bytes], str]]:
                           append_images=[_digit_sheet(2000, 2000, "L", 255 - i % 50, 0) for i in range(299)]),
             "mnist"),
         "bmp 3000x3000 8-bit": (lambda: _save(_digit_sheet(3000, 3000, "L"), "BMP"), "mnist"),
-        "jpeg 5000x5000 photo": (lambda: _gradient_photo(5000, 5000, 0.01, 70), "mnist"),
-        "jpeg 5000x5000 photo, progressive": (lambda: _gradient_photo(5000, 5000, 0.01, 70, progressive=True),
-                                              "mnist"),
+        "png 5000x5000 photo": (lambda: _gradient_photo(5000, 5000, 0.0, "PNG"), "mnist"),
+        "jpeg 5000x5000 photo, 6 MB": (lambda: _gradient_photo(5000, 5000, 0.03, quality=90), "mnist"),
+        "jpeg 5000x5000 photo, progressive": (
+            lambda: _gradient_photo(5000, 5000, 0.03, quality=85, progressive=True), "mnist"),
         "jpeg 5000x5000 CMYK": (lambda: _save(_digit_sheet(5000, 5000, "CMYK", (0, 0, 0, 0), (0, 0, 0, 255)), "JPEG",
                                               quality=90), "mnist"),
         "jpeg 4000x3000 photo, small digit": (lambda: photos.scene("small digit, 4000x3000")[0], "mnist"),
-        "jpeg 5000x5000 photo, fit": (lambda: _gradient_photo(5000, 5000, 0.01, 70), "fit"),
+        "jpeg 5000x5000 photo, fit": (lambda: _gradient_photo(5000, 5000, 0.03, quality=90), "fit"),
         "png 280x280 drawing": (lambda: _save(_digit_sheet(280, 280, "L", 0, 255, width=18), "PNG"), "mnist"),
     }
 
@@ -142,37 +145,53 @@ def measure(path: Path, style: str, code: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _runs(path: Path, style: str, code: Path, rounds: int) -> tuple[float, float, float, str, list[float]]:
+    """(max peak MB above baseline, max CPU s, median CPU s, last result, baselines) over ``rounds``."""
+    runs = [measure(path, style, code) for _ in range(rounds)]
+    cpus = [r["cpu_s"] for r in runs]
+    return (max(r["peak_mb"] - r["base_mb"] for r in runs), max(cpus), statistics.median(cpus), runs[-1]["result"],
+            [r["base_mb"] for r in runs])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--code", type=Path, default=ROOT, help="checkout whose explorer/preprocess.py is measured")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="also measure this checkout (e.g. main's), case by case alternating with --code")
     ap.add_argument("--out", type=Path, default=None, help="also write the table here")
     ap.add_argument("--only", default="", help="run only cases whose name contains this")
     args = ap.parse_args()
-    lines = [f"code: {args.code.resolve()}; {args.rounds} rounds per case, each in a fresh process",
-             f"{'case':<40} {'bytes':>9} {'peak MB':>8} {'CPU s':>6} {'(median)':>8}  result"]
-    worst_mb = worst_s = 0.0
+    codes = {"": args.code} if args.baseline is None else {"before": args.baseline, "after": args.code}
+    head = f"{'case':<42} {'bytes':>10}" + "".join(
+        f" {k + ' MB':>10} {k + ' CPU s':>12} {'(median)':>8}" for k in codes) + "  result"
+    lines = [", ".join(f"{k or 'code'}: {c.resolve()}" for k, c in codes.items())
+             + f"; {args.rounds} rounds per case, each in a fresh process", head]
+    worst = {k: [0.0, 0.0] for k in codes}
+    base: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        base = []
         for name, (make, style) in cases().items():
             if args.only not in name:
                 continue
             path = Path(tmp) / "upload.bin"
             data = make()
             path.write_bytes(data)
-            runs = [measure(path, style, args.code) for _ in range(args.rounds)]
-            peaks = [r["peak_mb"] - r["base_mb"] for r in runs]
-            cpus = [r["cpu_s"] for r in runs]
-            base += [r["base_mb"] for r in runs]
-            worst_mb, worst_s = max(worst_mb, max(peaks)), max(worst_s, max(cpus))
-            line = (f"{name:<40} {len(data):>9,} {max(peaks):>8.0f} {max(cpus):>6.2f} {statistics.median(cpus):>8.2f}"
-                    f"  {runs[-1]['result']}")
+            line = f"{name:<42} {len(data):>10,}"
+            results = []
+            for k, code in codes.items():
+                peak, cpu, med, result, b = _runs(path, style, code, args.rounds)
+                worst[k] = [max(worst[k][0], peak), max(worst[k][1], cpu)]
+                base += b
+                line += f" {peak:>10.0f} {cpu:>12.2f} {med:>8.2f}"
+                results.append(result)
+            line += "  " + " -> ".join(dict.fromkeys(results))
             print(line, flush=True)
             lines.append(line)
     lines.insert(1, f"baseline resident set after imports and warm-up: {statistics.median(base):.0f} MB "
-                    "(peak MB below is above it)")
-    lines.append(f"worst case: {worst_mb:.0f} MB above baseline, {worst_s:.2f} CPU s")
-    print(lines[-1])
+                    "(MB columns: peak above it)")
+    lines += [f"worst case{' ' + k if k else ''}: {mb:.0f} MB above baseline, {s:.2f} CPU s"
+              for k, (mb, s) in worst.items()]
+    print("\n".join(lines[-len(worst):]))
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
 

@@ -103,7 +103,7 @@ def find_ink(work: np.ndarray) -> Ink:
     small = shrink(work, SMALL_SIDE)
     hs, ws = small.shape
     # 2. Polarity: a median over half the frame is the paper (no digit is mostly ink).
-    tiny = shrink(small, 64)
+    tiny = shrink(small, 24)
     paper = _upsample(ndimage.median_filter(tiny, size=_odd(min(tiny.shape) / 2), mode="nearest"), work.shape)
     resid = work - paper
     dark = float(np.quantile(-resid, 0.9995)) >= float(np.quantile(resid, 0.9995))
@@ -156,12 +156,21 @@ def keep_digit(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return np.isin(labels, keep), len(regions) - len(keep)
 
 
+def ink_box(kept: np.ndarray, margin: int = 2) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the kept ink (h, w), widened by ``margin`` px for the strokes'
+    soft edges (the cut is trimmed to its ink afterwards)."""
+    rows, cols = np.nonzero(kept)
+    h, w = kept.shape
+    return (max(0, int(rows.min()) - margin), max(0, int(cols.min()) - margin),
+            min(h, int(rows.max()) + 1 + margin), min(w, int(cols.max()) + 1 + margin))
+
+
 def found_picture(ink: Ink, box: tuple[int, int, int, int]) -> np.ndarray:
     """The "ink found" step: kept pieces white, dropped ones grey, the crop box outlined."""
     pic = np.where(ink.kept, 1.0, np.where(ink.dropped, 0.35, 0.0)).astype(np.float32)
     im = Image.fromarray(pic, "F")
     t, lft, b, rt = box
-    ImageDraw.Draw(im).rectangle((lft - 1, t - 1, rt, b), outline=0.6)
+    ImageDraw.Draw(im).rectangle((lft, t, rt - 1, b - 1), outline=0.6)
     return np.asarray(im, dtype=np.float32)
 
 

@@ -176,8 +176,7 @@ def mnist_style(gray: Image.Image, out_shape: tuple[int, int] = (28, 28), name: 
     steps.append(Step("Inverted" if ink.dark else "Polarity kept", ink.strength,
                       "dark ink made light on black, the uneven light divided out" if ink.dark
                       else "light ink on dark: the background subtracted"))
-    rows, cols = np.nonzero(ink.kept)
-    box = (int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1)
+    box = photo.ink_box(ink.kept)
     specks = f"{ink.n_dropped} speck{'' if ink.n_dropped == 1 else 's'} dropped"
     steps.append(Step("Ink found", photo.found_picture(ink, box),
                       f"threshold {ink.high:.2f} (Otsu) above the paper's noise {ink.low:.2f}; {specks}"))

@@ -16,7 +16,8 @@ def render(ctx: ViewContext) -> None:
     name = ctx.name
     style = preprocess.style_for_dataset(ctx.dataset)
     H, W = ctx.image_shape
-    how = ("MNIST-style: ink made light on dark, cropped, scaled to 20 px and centred by mass"
+    how = ("MNIST-style: the ink is found (a phone photo of paper works: uneven light is divided out, specks "
+           "dropped), cut out at full resolution, scaled to 20 px and centred by mass"
            if style == "mnist" else f"cropped to the model's aspect ratio and resized to {W}x{H}")
     f = st.file_uploader(f"An image (PNG, JPEG, GIF, BMP or WebP); it is {how}.",
                          type=preprocess.UPLOAD_TYPES, key="upload_file")
