@@ -100,15 +100,18 @@ def test_any_bytes(data, style):
     check(data, *style)
 
 
+# Positions are integers per mille of the file, not floats: torch sets the CPU's flush-to-zero
+# mode, and hypothesis then refuses to draw floats.
 @settings(max_examples=400, **SETTINGS)
-@given(st.sampled_from(sorted(valid_files())), st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=8),
-       st.floats(0.05, 1), st.sampled_from(STYLES))
+@given(st.sampled_from(sorted(valid_files())), st.lists(st.tuples(st.integers(0, 999), st.integers(0, 255)),
+                                                          max_size=8),
+       st.integers(50, 1000), st.sampled_from(STYLES))
 def test_mutated_files(kind, flips, keep, style):
     """Random bytes overwritten (headers included), then the tail cut at a random point."""
     data = bytearray(valid_files()[kind])
     for where, value in flips:
-        data[min(int(where * len(data)), len(data) - 1)] = value
-    check(bytes(data[: max(1, int(keep * len(data)))]), *style)
+        data[where * len(data) // 1000] = value
+    check(bytes(data[: max(1, keep * len(data) // 1000)]), *style)
 
 
 @settings(max_examples=100, **SETTINGS)
