@@ -52,16 +52,15 @@ def resize_float(a: np.ndarray, shape: tuple[int, int], resample=Image.Resamplin
     return np.asarray(im.resize((shape[1], shape[0]), resample), dtype=np.float32)
 
 
-def shrink(a: np.ndarray, side: int) -> np.ndarray:
-    """``a`` (h, w), uint8 in 0..255 or float in [0, 1], shrunk so its longer side is at most
-    ``side``: float32 in [0, 1]. uint8 stays uint8 while Pillow shrinks it (box-reducing first)."""
-    h, w = a.shape
+def shrink(a: np.ndarray | Image.Image, side: int) -> np.ndarray:
+    """``a``, an 8-bit ("L") Pillow image or a float array (h, w) in [0, 1], shrunk so its longer
+    side is at most ``side``: float32 (h', w') in [0, 1]. An 8-bit image stays 8-bit (and is not
+    copied) while Pillow shrinks it, box-reducing first."""
+    h, w = (a.height, a.width) if isinstance(a, Image.Image) else a.shape
     s = min(1.0, side / max(h, w))
     shape = (max(1, round(h * s)), max(1, round(w * s)))
-    if a.dtype == np.uint8:
-        im = Image.fromarray(a, "L")
-        if s < 1:
-            im = im.resize((shape[1], shape[0]), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if isinstance(a, Image.Image):
+        im = a.resize((shape[1], shape[0]), Image.Resampling.LANCZOS, reducing_gap=3.0) if s < 1 else a
         return np.asarray(im, dtype=np.float32) / 255
     return np.clip(resize_float(a, shape), 0, 1) if s < 1 else a.astype(np.float32)
 

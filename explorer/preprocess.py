@@ -163,7 +163,7 @@ def mnist_style(gray: Image.Image, out_shape: tuple[int, int] = (28, 28), name: 
     """MNIST's recipe for an 8-bit grayscale image ``gray`` of any size (see :mod:`explorer.photo`):
     the steps, the last one the model input ``out_shape`` (H, W). Raises :class:`UploadError` if
     there is no ink."""
-    work = photo.shrink(np.asarray(gray), photo.WORK_SIDE)
+    work = photo.shrink(gray, photo.WORK_SIDE)
     h, w = work.shape
     size_note = f"{gray.width}x{gray.height}" + (f", analysed at {w}x{h}" if (w, h) != gray.size else "")
     steps = [Step("Grayscale", work, size_note)]
@@ -222,7 +222,7 @@ def fit_style(gray: Image.Image, out_shape: tuple[int, int] = (28, 20)) -> list[
         return np.asarray(im, dtype=np.float32) / 255
 
     s = min(gray.width / W, gray.height / H, STEP_SIDE / max(H, W))  # the crop, shown at up to STEP_SIDE
-    return [Step("Grayscale", photo.shrink(np.asarray(gray), STEP_SIDE), f"{gray.width}x{gray.height}"),
+    return [Step("Grayscale", photo.shrink(gray, STEP_SIDE), f"{gray.width}x{gray.height}"),
             Step("Centre-cropped", fit(max(1, round(W * s)), max(1, round(H * s))),
                  f"the model's {W}:{H} aspect ratio"),
             Step(f"Resized to {W}x{H}", fit(W, H), "the model input")]
