@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy import ndimage
-from skimage import filters, measure
+
+# scipy.ndimage and scikit-image are imported inside the functions that use them: importing
+# scipy.ndimage costs about a second, and the app imports this module at start-up.
 
 WORK_SIDE = 512  # the ink is found on this copy; the model sees 28 px anyway
 CROP_SIDE = 160  # the cut-out digit is kept at up to 8x the 20 px it will be scaled to
@@ -99,6 +100,9 @@ def _strength(img: np.ndarray, light: np.ndarray, dark: bool) -> np.ndarray:
 
 def find_ink(work: np.ndarray) -> Ink:
     """Find the digit's ink on the working copy ``work`` (h, w) float32 in [0, 1]."""
+    from scipy import ndimage
+    from skimage import filters
+
     small = shrink(work, SMALL_SIDE)
     hs, ws = small.shape
     # 2. Polarity: a median over half the frame is the paper (no digit is mostly ink).
@@ -130,6 +134,8 @@ def keep_digit(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """The connected pieces of ``mask`` (h, w) that make the digit, and how many were dropped:
     the largest piece (pieces touching the frame count a third: paper edges, shadows) and, largest
     first, every piece of at least KEEP_FRACTION of its area within NEAR times the digit's size."""
+    from skimage import measure
+
     labels = measure.label(mask, connectivity=2)
     regions = sorted(measure.regionprops(labels), key=lambda r: -r.area)
     if not regions:
@@ -178,6 +184,8 @@ def cut(gray: Image.Image, work_shape: tuple[int, int], ink: Ink,
     """The digit cut from the full-resolution ``gray`` (box in work coordinates, (top, left,
     bottom, right)), shrunk to at most CROP_SIDE, as ink strength with levels set: paper 0,
     the strokes' core 1, nothing outside the kept pieces (dilated to keep their soft edges)."""
+    from scipy import ndimage
+
     h, w = work_shape
     fy, fx = gray.height / h, gray.width / w
     t, lft, b, rt = box

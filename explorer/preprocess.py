@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from scipy import ndimage
 
 from explorer import photo
 from trainer.data import to_gray
@@ -192,6 +191,8 @@ def mnist_style(gray: Image.Image, out_shape: tuple[int, int] = (28, 28), name: 
 def _centred(a: np.ndarray, out_shape: tuple[int, int]) -> list[Step]:
     """The last two MNIST steps for the cropped ink ``a`` (h, w): scaled so the longer side is
     20/28 of the field, then placed in ``out_shape`` (H, W) with its centre of mass at the centre."""
+    from scipy import ndimage  # here, not at start-up: see explorer/photo.py
+
     H, W = out_shape
     box = max(1, round(min(H, W) * photo.MNIST_BOX))
     s = box / max(a.shape)
