@@ -444,7 +444,7 @@ def to_gray(img, background: int | str = 255, notes: list[str] | None = None):
     by its EXIF orientation. The one converter of the trainer's image folders and the app's uploads
     (``explorer/preprocess.py``).
 
-    Luma is ITU-R 601 (Pillow's "L"; CMYK, LAB, HSV and YCbCr go through RGB); 16-bit images keep
+    Luma is ITU-R 601 (Pillow's "L"; CMYK, LAB, HSV and YCbCr through RGB); 16-bit images keep
     their top 8 bits; float images are read as [0, 1] (or [0, 255] if any value exceeds 1).
     Transparent pixels show ``background``: a gray level 0..255 (255: white paper), or
     ``"contrast"``: black or white, whichever differs more from the visible pixels' mean, so a
@@ -472,11 +472,11 @@ def to_gray(img, background: int | str = 255, notes: list[str] | None = None):
         a = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=255.0, neginf=0.0)
         a = np.clip(a * 255.0 if a.max(initial=0) <= 1.0 else a, 0, 255)
         gray = Image.fromarray(np.rint(a).astype(np.uint8))
-    elif mode in ("CMYK", "LAB", "HSV", "YCbCr"):
+    elif mode in ("LAB", "YCbCr"):  # Pillow has no direct conversion (LAB) or a different one (YCbCr)
+        gray = img.convert("RGB").convert("L")
+    else:  # L, 1, P, RGB, RGBX, LA, RGBA, HSV, and CMYK (line by line through RGB: no RGB copy)
         if mode == "CMYK":
             notes.append("CMYK image: converted to RGB")
-        gray = img.convert("RGB").convert("L")
-    else:  # L, 1, P, RGB, RGBX, LA, RGBA
         gray = img if mode == "L" else img.convert("L")
     if alpha is not None and alpha.getextrema()[0] < 255:
         if background == "contrast":
