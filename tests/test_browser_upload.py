@@ -12,6 +12,7 @@ import pytest
 from tests import photos
 from tests.app_server import CHROMIUM, CHROMIUM_ARGS, IMG, open_tab, serve, wait_images
 from tests.explorer_fixtures import make_checkpoint
+from views import state
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = [
@@ -52,7 +53,7 @@ def test_photograph_shows_every_step_and_its_encoding(page, tmp_path):
     for title in ("Grayscale", "Paper lighting", "Inverted", "Ink found", "Cropped to ink", "Scaled to 20 px",
                   "Centred in 28x28"):
         assert any(c.startswith(title) for c in captions), (title, captions)
-    assert page.get_by_text("Send to sliders").count() == 1
+    assert page.get_by_role("button", name=state.USE_AS_CURRENT).count() == 1
     assert page.locator(PROBLEMS).count() == 0
     page.screenshot(path=str(tmp_path / "encode-photo.png"))
 
