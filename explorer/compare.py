@@ -288,16 +288,16 @@ def compare_model(codes, labels, *, encode: Encode | None = None, decode: Decode
 _ROWS = (
     ("class separation", "kNN digit accuracy (k = 10, 5-fold)", ("separation", "knn_accuracy"), "{:.3f}"),
     ("class separation", "silhouette (digits)", ("separation", "silhouette"), "{:.3f}"),
-    ("Gaussianity", "largest |mean| of a dimension", ("gaussianity", "mean_abs_max"), "{:.2f}"),
+    ("Gaussianity", "largest absolute mean of a dimension", ("gaussianity", "mean_abs_max"), "{:.2f}"),
     ("Gaussianity", "SD of a dimension, min", ("gaussianity", "sd_min"), "{:.2f}"),
     ("Gaussianity", "SD of a dimension, max", ("gaussianity", "sd_max"), "{:.2f}"),
     ("Gaussianity", "KS statistic vs N(0,1), mean over dims", ("gaussianity", "ks_mean"), "{:.3f}"),
     ("Gaussianity", "KS statistic vs N(0,1), worst dim", ("gaussianity", "ks_max"), "{:.3f}"),
     ("Gaussianity", "energy distance to N(0, I)", ("gaussianity", "energy_distance"), "{:.3f}"),
-    ("Gaussianity", "KL(fitted Gaussian || N(0, I)), nats", ("gaussianity", "kl_fit"), "{:.3g}"),
+    ("Gaussianity", "KL, fitted Gaussian to N(0, I), nats", ("gaussianity", "kl_fit"), "{:.3g}"),
     ("Gaussianity, z ~ q(z|x)", "KS statistic, mean over dims", ("gaussianity_sampled", "ks_mean"), "{:.3f}"),
     ("Gaussianity, z ~ q(z|x)", "energy distance to N(0, I)", ("gaussianity_sampled", "energy_distance"), "{:.3f}"),
-    ("Gaussianity, z ~ q(z|x)", "KL(fitted Gaussian || N(0, I)), nats", ("gaussianity_sampled", "kl_fit"), "{:.3g}"),
+    ("Gaussianity, z ~ q(z|x)", "KL, fitted Gaussian to N(0, I), nats", ("gaussianity_sampled", "kl_fit"), "{:.3g}"),
     ("generation", "classifier confidence on decoded N(0, I) draws", ("generation", "confidence"), "{:.3f}"),
     ("generation", "share of draws with confidence >= 0.9", ("generation", "confident_fraction"), "{:.3f}"),
     ("generation", "entropy of predicted digits, bits (max 3.32)", ("generation", "entropy_bits"), "{:.2f}"),
@@ -310,12 +310,14 @@ def table_rows(result: dict) -> list[tuple[str, str, str]]:
     """(section, figure, formatted value) for each figure present in a :func:`compare_model`
     result, in a fixed order; robustness gives one row per corruption."""
     rows = [(sec, label, fmt.format(result[a][b])) for sec, label, (a, b), fmt in _ROWS if a in result]
-    for kind, r in result.get("robustness", {}).items():
-        if isinstance(r, dict):
-            rows.append(("robustness", f"code shift / spread, {kind} {r['level']:g}", f"{r['normalised_shift']:.3f}"))
-            if "knn_accuracy_corrupted" in r:
-                rows.append(("robustness", f"kNN accuracy, {kind} {r['level']:g} (clean {r['knn_accuracy_clean']:.3f})",
-                             f"{r['knn_accuracy_corrupted']:.3f}"))
+    corrupted = [(k, r) for k, r in result.get("robustness", {}).items() if isinstance(r, dict)]
+    for kind, r in corrupted:
+        rows.append(("robustness", f"code shift / spread, {kind} {r['level']:g}", f"{r['normalised_shift']:.3f}"))
+    if corrupted and "knn_accuracy_clean" in corrupted[0][1]:
+        clean = corrupted[0][1]["knn_accuracy_clean"]
+        rows.append(("robustness", "kNN accuracy, clean codes (half split)", f"{clean:.3f}"))
+        for kind, r in corrupted:
+            rows.append(("robustness", f"kNN accuracy, {kind} {r['level']:g}", f"{r['knn_accuracy_corrupted']:.3f}"))
     return rows
 
 

@@ -185,7 +185,8 @@ def test_compare_model_on_a_tiny_vae_fills_every_row():
     assert sections <= set(res)
     assert res["n"] == 200 and res["z_dim"] == 3 and res["robustness"]["spread"] > 0
     rows = table_rows(res)
-    assert len(rows) == 17 + 2 * 3 and all(isinstance(v, str) and v for _, _, v in rows)
+    assert len(rows) == 17 + 3 + 1 + 3 and all(isinstance(v, str) and v for _, _, v in rows)
+    assert len({(sec, label) for sec, label, _ in rows}) == len(rows) and not any("|" in label for _, label, _ in rows)
     assert compare_model(mu, labels, encode=encode, decode=decode, images=x, classifier=tiny_classifier(),
                          logvar=logvar) == res  # seeded
     only_codes = compare_model(mu, labels)

@@ -2,10 +2,11 @@
 
 The Compare tab asks whether decoding draws from N(0, I) gives digits: a classifier trained
 once on the MNIST training set says how confidently each decoded image is a digit and which one.
-It is a LeNet-style CNN, (B, 28*28) in [0, 1] -> conv 5x5 (16) -> max-pool 2 -> conv 5x5 (32) ->
-max-pool 2 -> linear (128) -> linear (10) logits, ReLU between, about 80k weights (a 0.3 MB
-file), trained with Adam for a few epochs on grey-level images shifted by up to +-2 pixels (a
-cheap augmentation that makes it less sensitive to where a decoded digit sits).
+It is a LeNet-style CNN, (B, 28*28) in [0, 1] -> conv 5x5 (8) -> max-pool 2 -> conv 5x5 (16) ->
+max-pool 2 -> linear (128) -> linear (10) logits, ReLU between: 37610 weights, a 0.15 MB file.
+It is trained with AdamW (cosine schedule) for 4 epochs on the grey-level training images, each
+shifted by up to +-2 pixels (a cheap augmentation that makes it less sensitive to where a
+decoded digit sits); about 4 CPU minutes.
 
 File format (one safetensors file, never pickle): tensors ``model.<name>`` (float32) and
 string metadata ``format`` = :data:`FORMAT_NAME`, ``format_version``, ``config`` (JSON of
@@ -52,7 +53,7 @@ from trainer.data import PROJECT_ROOT, load_dataset
 FORMAT_NAME = "vae-latent-explorer-digit-classifier"
 FORMAT_VERSION = 1
 DEFAULT_PATH = PROJECT_ROOT / "checkpoints" / "judges" / "mnist-digit-classifier.safetensors"
-MAX_FILE_BYTES = 16 << 20  # refuse bigger files before reading them (the shipped one is ~0.3 MB)
+MAX_FILE_BYTES = 16 << 20  # refuse bigger files before reading them (the shipped one is 0.15 MB)
 IMAGE_SHAPE = (28, 28)
 N_CLASSES = 10
 
@@ -69,7 +70,7 @@ class DigitClassifierConfig:
     hidden: int = 128
     epochs: int = 4
     batch_size: int = 128
-    lr: float = 2e-3  # Adam; cosine-decayed to 0 over the run
+    lr: float = 2e-3  # AdamW; cosine-decayed to 0 over the run
     weight_decay: float = 1e-4
     max_shift: int = 2  # augmentation: random translation of up to this many pixels
     seed: int = 0
