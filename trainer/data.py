@@ -14,7 +14,10 @@ Where the files are looked up (``data_dir``; see :func:`default_data_dir`):
 - Frey Face: ``frey_rawface.mat`` in ``data_dir/frey/``, then ``data_dir/``. Variable ``ff``
   (560, N) uint8, frame ``i`` is ``ff[:, i].reshape(28, 20)``. Split: every 10th frame
   (index % 10 == 0) is test, 197 of 1965; labels are frame indices in the original sequence.
+  :func:`load_frey_video` gives the whole video in frame order (for labels and directions).
 - Folder: any images Pillow reads, converted to grayscale and resized; labels from sub-folders.
+
+:func:`load_dataset` is the one place that decides between a named dataset and a folder.
 
 Checksums: a user-supplied MNIST file whose md5 is not the official one is used with a
 :class:`DataWarning` (its IDX header and shapes are still checked, and provenance says
@@ -54,9 +57,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MNIST_BASE_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 FREY_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
 FREY_FILE = "frey_rawface.mat"
-FREY_SHAPE = (28, 20)
-FREY_N_FRAMES = 1965
-FREY_TEST_EVERY = 10
+FREY_SHAPE = (28, 20)  # (H, W) of one frame
+FREY_N_FRAMES = 1965  # frames in the original video
+FREY_TEST_EVERY = 10  # frame index % 10 == 0 is the test split
+# Neighbouring frames are near-duplicates, so cross-validation on Frey Face keeps whole blocks of
+# this many consecutive frames together (fold group of frame i: i // FREY_BLOCK).
+FREY_BLOCK = 100
+
+DATASETS = ("mnist", "frey", "folder")  # what load_dataset (and TrainConfig.dataset) accepts
+MNIST_SHAPE = (28, 28)
 
 # role -> file name; roles are the keys of provenance["files"].
 MNIST_FILES = {
@@ -124,27 +133,37 @@ def load_dataset(
     name: str,
     data_dir: str | os.PathLike | None = None,
     *,
+    image_folder: str | os.PathLike | None = None,
     download: bool = False,
     image_size: tuple[int, int] = (28, 28),
     test_fraction: float = 0.1,
     seed: int = 0,
 ) -> ImageDataset:
-    """Load ``"mnist"``, ``"frey"`` or ``"folder"``.
+    """Load ``"mnist"``, ``"frey"`` or ``"folder"``: the one place that decides where a run's data
+    comes from (the trainer, ``python -m trainer evaluate`` and the app's originals call it).
 
-    For ``"folder"`` ``data_dir`` is the image folder itself and ``image_size`` (H, W),
-    ``test_fraction`` and ``seed`` apply; MNIST and Frey have fixed sizes and splits.
-    ``data_dir=None`` means :func:`default_data_dir` (not allowed for ``"folder"``).
+    Named datasets are read from ``data_dir`` (``None``: :func:`default_data_dir`), fetching
+    missing files when ``download`` is true; they have fixed sizes and splits. ``"folder"`` reads
+    ``image_folder`` (or, when that is None, ``data_dir`` itself) at ``image_size`` (H, W), with
+    ``test_fraction`` and ``seed`` for its split; ``download`` does not apply to it.
     """
     if name == "folder":
-        if data_dir is None:
-            raise DataError("dataset 'folder' needs the image folder as data_dir")
-        return load_image_folder(data_dir, image_size=image_size, test_fraction=test_fraction, seed=seed)
+        folder = image_folder if image_folder is not None else data_dir
+        if folder is None:
+            raise DataError("dataset 'folder' needs the image folder (image_folder, or data_dir)")
+        return load_image_folder(folder, image_size=image_size, test_fraction=test_fraction, seed=seed)
     root = default_data_dir() if data_dir is None else data_dir
     if name == "mnist":
         return load_mnist(root, download=download)
     if name == "frey":
         return load_frey(root, download=download)
-    raise DataError(f"unknown dataset {name!r}; expected one of 'mnist', 'frey', 'folder'")
+    raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(map(repr, DATASETS))}")
+
+
+def image_shape_of(name: str, image_size: tuple[int, int] = (28, 28)) -> tuple[int, int]:
+    """(H, W) of what :func:`load_dataset` returns for ``name``, known without loading anything:
+    MNIST 28x28, Frey Face 28x20, a folder ``image_size``."""
+    return {"mnist": MNIST_SHAPE, "frey": FREY_SHAPE}.get(name, (int(image_size[0]), int(image_size[1])))
 
 
 # --------------------------------------------------------------------------- downloads
@@ -390,6 +409,31 @@ def _read_frey_mat(path: Path, n_frames: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(ff.T).reshape(-1, h, w)
 
 
+def _frey_file(data_dir: str | os.PathLike | None, download: bool) -> tuple[Path, str | None]:
+    """Where ``frey_rawface.mat`` is (downloading it if asked and missing): (path, url or None)."""
+    data_dir = Path(default_data_dir() if data_dir is None else data_dir).expanduser()
+    path = _find(data_dir, "frey", (FREY_FILE,))
+    if path is not None:
+        return path, None
+    if not download:
+        raise DataError(
+            f"Frey Face file {FREY_FILE} not found in {data_dir / 'frey'} or {data_dir}; "
+            "pass download=True (or set VAE_DATA_DIR to a folder that has it)"
+        )
+    url = _mirror_url("frey", FREY_FILE) or FREY_URL
+    path = download_file(
+        url, data_dir / "frey" / FREY_FILE, validate=lambda p: _read_frey_mat(p, n_frames=FREY_N_FRAMES)
+    )
+    return path, url
+
+
+def load_frey_video(data_dir: str | os.PathLike | None = None, download: bool = False) -> np.ndarray:
+    """Every Frey Face frame in video order: (N, 28, 20) uint8, frame ``i`` at index ``i``
+    (N = :data:`FREY_N_FRAMES` for the original file). Frame indices are what
+    :func:`load_frey` uses as labels and what ``trainer/labels`` refers to."""
+    return _read_frey_mat(_frey_file(data_dir, download)[0])
+
+
 def load_frey(data_dir: str | os.PathLike | None = None, download: bool = False) -> ImageDataset:
     """Load Frey Face: frames (28, 20) uint8; train 1768 / test 197 frames (every 10th is test).
 
@@ -397,19 +441,7 @@ def load_frey(data_dir: str | os.PathLike | None = None, download: bool = False)
     A download (from :data:`FREY_URL` or ``$VAE_DATA_MIRROR/frey/``) has no published checksum
     to check against, so it is verified by structure: ``ff`` must be (560, 1965).
     """
-    data_dir = Path(default_data_dir() if data_dir is None else data_dir).expanduser()
-    path = _find(data_dir, "frey", (FREY_FILE,))
-    url = None
-    if path is None:
-        if not download:
-            raise DataError(
-                f"Frey Face file {FREY_FILE} not found in {data_dir / 'frey'} or {data_dir}; "
-                "pass download=True (or set VAE_DATA_DIR to a folder that has it)"
-            )
-        url = _mirror_url("frey", FREY_FILE) or FREY_URL
-        path = download_file(
-            url, data_dir / "frey" / FREY_FILE, validate=lambda p: _read_frey_mat(p, n_frames=FREY_N_FRAMES)
-        )
+    path, url = _frey_file(data_dir, download)
     rec = _file_record(path, path.read_bytes())
     frames = _read_frey_mat(path)
     rec["checksum"] = "no-published-checksum-valid-structure"

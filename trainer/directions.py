@@ -379,15 +379,10 @@ def _mnist_directions(ck, data_dir) -> tuple[dict, dict]:
 
 
 def frey_frames(frames: np.ndarray, data_dir: str | os.PathLike | None = None) -> np.ndarray:
-    """Frey Face frames by index into the full 1965-frame video: (K,) -> (K, 28, 20) uint8
-    (the train and test splits put back together in video order)."""
-    from trainer.data import load_dataset
+    """Frey Face frames by index into the full 1965-frame video: (K,) -> (K, 28, 20) uint8."""
+    from trainer.data import load_frey_video
 
-    ds = load_dataset("frey", data_dir)
-    video = np.empty((ds.train_x.shape[0] + ds.test_x.shape[0], *ds.train_x.shape[1:]), dtype=np.uint8)
-    video[ds.train_y.numpy()] = ds.train_x.numpy()
-    video[ds.test_y.numpy()] = ds.test_x.numpy()
-    return video[np.asarray(frames, dtype=np.int64)]
+    return load_frey_video(data_dir)[np.asarray(frames, dtype=np.int64)]
 
 
 def encode_frey_frames(ck, frames: np.ndarray, data_dir: str | os.PathLike | None = None) -> np.ndarray:
@@ -401,12 +396,13 @@ def encode_frey_frames(ck, frames: np.ndarray, data_dir: str | os.PathLike | Non
 
 
 def _frey_directions(ck, data_dir) -> tuple[dict, dict]:
+    from trainer.data import FREY_BLOCK
     from trainer.labels import LABELS_PATH, load_frey_labels
 
     lab = load_frey_labels(drop_ambiguous=True)
     frames = lab["frame"]
     z = encode_frey_frames(ck, frames, data_dir)
-    groups = frames // 100
+    groups = frames // FREY_BLOCK
     mu_test = ck.arrays["test_mu"].numpy().astype(np.float64)
     src = f"{Path(LABELS_PATH).name}: {len(frames)} hand-labelled frames (ambiguous dropped), encoded by this model"
     arrays, meta = {}, {"smile": {}, "pose": {}}

@@ -6,7 +6,7 @@ Face experiments (2 and 10), with budgets chosen to fit a 2-core CPU (README: re
 
 from __future__ import annotations
 
-from trainer.train import TrainConfig
+from trainer.config import TrainConfig
 
 CHECKPOINT_DIR = "checkpoints"
 

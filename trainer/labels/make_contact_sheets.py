@@ -34,32 +34,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from trainer.data import load_frey
+from trainer.data import FREY_N_FRAMES, FREY_SHAPE
+from trainer.data import load_frey_video as load_frey_frames  # (1965, 28, 20) uint8, frame i at index i
 from trainer.labels import load_frey_labels
 
-N_FRAMES = 1965
-FRAME_SHAPE = (28, 20)
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
 )
 
 
-def load_frey_frames(data_dir: str | Path | None = None) -> np.ndarray:
-    """All Frey Face frames in video order, via :func:`trainer.data.load_frey`.
-
-    Returns:
-        (1965, 28, 20) uint8 array, frame i of the video at index i.
-    """
-    ds = load_frey(data_dir)
-    frames = np.empty((N_FRAMES, *FRAME_SHAPE), dtype=np.uint8)
-    # load_frey splits the video into train/test; its labels are the frame indices.
-    frames[ds.train_y.numpy()] = ds.train_x.numpy()
-    frames[ds.test_y.numpy()] = ds.test_x.numpy()
-    return frames
-
-
-def selected_frames(step: int = 5, n_frames: int = N_FRAMES) -> np.ndarray:
+def selected_frames(step: int = 5, n_frames: int = FREY_N_FRAMES) -> np.ndarray:
     """Frames chosen for labelling: 0, step, 2*step, ... below n_frames. Returns (K,) int64."""
     if step < 1:
         raise ValueError(f"--step must be >= 1, got {step}")
@@ -87,7 +72,7 @@ def render_sheet(
     Returns:
         An RGB PIL image.
     """
-    h, w = FRAME_SHAPE[0] * scale, FRAME_SHAPE[1] * scale
+    h, w = FREY_SHAPE[0] * scale, FREY_SHAPE[1] * scale
     pad, label_h = 8, 22
     title_h = 28 if title else 0
     rows = max(1, -(-len(numbers) // cols))
@@ -138,7 +123,8 @@ def write_sheets(
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=None, help="folder holding frey/frey_rawface.mat (default: trainer.data.default_data_dir())")
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding frey/frey_rawface.mat (default: trainer.data.default_data_dir())")
     p.add_argument("--out", default="/tmp/frey_sheets", help="output folder for PNG sheets (outside the repo)")
     p.add_argument("--step", type=int, default=5, help="label every step-th frame (default 5: 393 frames)")
     p.add_argument("--cols", type=int, default=8, help="labelling sheets: frames per row")
@@ -151,9 +137,9 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.step < 1 or args.cols < 1 or args.rows < 1 or args.scale < 1:
         raise SystemExit("--step, --cols, --rows and --scale must all be >= 1")
-    bad = [n for n in args.zoom if not 0 <= n < N_FRAMES]
+    bad = [n for n in args.zoom if not 0 <= n < FREY_N_FRAMES]
     if bad:
-        raise SystemExit(f"--zoom: frame numbers must be in 0..{N_FRAMES - 1}, got {bad}")
+        raise SystemExit(f"--zoom: frame numbers must be in 0..{FREY_N_FRAMES - 1}, got {bad}")
     try:
         images = load_frey_frames(args.data_dir)
         groups = label_groups(args.labels) if args.labels is not None else {}
