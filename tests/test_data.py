@@ -141,6 +141,20 @@ def test_tiny_frey_split_and_labels(tmp_path):
     json.dumps(ds.provenance)
 
 
+def test_frey_video_is_every_frame_in_order_and_matches_the_split(tmp_path):
+    ff = (np.arange(560 * 25) * 7 % 256).astype(np.uint8).reshape(25, 560).T  # (560, 25)
+    (tmp_path / "frey").mkdir()
+    scipy.io.savemat(tmp_path / "frey" / "frey_rawface.mat", {"ff": ff})
+    video = D.load_frey_video(tmp_path)
+    assert video.shape == (25, *D.FREY_SHAPE) and video.dtype == np.uint8
+    np.testing.assert_array_equal(video, ff.T.reshape(25, 28, 20))  # frame i is column i of ff
+    ds = load_frey(tmp_path)  # its labels are indices into the video
+    np.testing.assert_array_equal(video[ds.train_y.numpy()], ds.train_x.numpy())
+    np.testing.assert_array_equal(video[ds.test_y.numpy()], ds.test_x.numpy())
+    with pytest.raises(DataError, match="not found"):
+        D.load_frey_video(tmp_path / "empty")
+
+
 def test_frey_float_ff_is_accepted_when_integral(tmp_path):
     scipy.io.savemat(tmp_path / "frey_rawface.mat", {"ff": np.full((560, 3), 200.0)})
     ds = load_frey(tmp_path)
@@ -260,6 +274,22 @@ def test_unknown_dataset_name(tmp_path):
         load_dataset("cifar", tmp_path)
 
 
+def test_load_dataset_decides_named_dataset_or_folder(tmp_path):
+    """A folder run reads image_folder (data_dir is the datasets folder and is ignored); a named
+    dataset reads data_dir (image_folder is ignored); the shape is known before loading."""
+    write_mnist(tmp_path / "datasets" / "mnist")
+    make_folder(tmp_path / "images")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        folder = load_dataset("folder", tmp_path / "datasets", image_folder=tmp_path / "images", image_size=(12, 9))
+        named = load_dataset("mnist", tmp_path / "datasets", image_folder=tmp_path / "images", image_size=(12, 9))
+    assert folder.name == "folder" and folder.image_shape == (12, 9) == D.image_shape_of("folder", (12, 9))
+    assert named.name == "mnist" and named.train_x.shape == (6, 28, 28)
+    assert named.image_shape == D.image_shape_of("mnist", (12, 9)) and D.image_shape_of("frey") == (28, 20)
+    with pytest.raises(DataError, match="needs the image folder"):
+        load_dataset("folder", None)
+
+
 def test_default_data_dir_env(monkeypatch, tmp_path):
     monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path))
     assert D.default_data_dir() == tmp_path
@@ -302,3 +332,6 @@ def test_real_frey(shared_data_dir):
     assert ds.train_x.dtype == torch.uint8
     assert ds.test_y.tolist() == list(range(0, 1965, 10))
     assert sorted(ds.train_y.tolist() + ds.test_y.tolist()) == list(range(1965))
+    video = D.load_frey_video(shared_data_dir)
+    assert video.shape == (D.FREY_N_FRAMES, *D.FREY_SHAPE)
+    np.testing.assert_array_equal(video[ds.test_y.numpy()], ds.test_x.numpy())

@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except ConfigError as e:  # a flag's value, refused before any data is loaded
-        print(f"error: {flag(e.field)}: {e.problem}, got {e.value!r}", file=sys.stderr)
+        print(f"error: {flag(e.field)}: {e.problem}, got {e.shown}", file=sys.stderr)
         return 2
     except (CheckpointError, TrainingDiverged, ValueError, KeyError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -33,7 +33,13 @@ class ConfigError(ValueError):
 
     def __init__(self, field_name: str, problem: str, value: object) -> None:
         self.field, self.problem, self.value = field_name, problem, value
-        super().__init__(f"{field_name}: {problem}, got {value!r}")
+        super().__init__(f"{field_name}: {problem}, got {self.shown}")
+
+    @property
+    def shown(self) -> str:
+        """The refused value as written in messages (its repr, cut to a readable length)."""
+        r = repr(self.value)
+        return r if len(r) <= 80 else r[:77] + "..."
 
 
 def _f(default, help: str, **rule):
@@ -134,7 +140,7 @@ def _check(name: str, t, value, rule) -> None:
         t = next(a for a in args if a is not type(None))
         args, origin = typing.get_args(t), typing.get_origin(t)
     if origin is Literal:
-        if value not in args:
+        if not isinstance(value, str) or value not in args:
             raise ConfigError(name, f"must be one of {', '.join(args)}", value)
     elif t is bool:
         if not isinstance(value, bool):
