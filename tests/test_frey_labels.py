@@ -7,7 +7,8 @@ import csv
 import numpy as np
 import pytest
 
-from trainer.labels import COLUMNS, LABELS_PATH, N_FREY_FRAMES, load_frey_labels
+from trainer.data import FREY_BLOCK, FREY_N_FRAMES
+from trainer.labels import COLUMNS, LABELS_PATH, load_frey_labels
 from trainer.labels.make_contact_sheets import render_sheet, selected_frames
 
 
@@ -21,9 +22,9 @@ def test_csv_header_and_well_formed():
 def test_enough_unique_frames_spread_over_sequence():
     frame = load_frey_labels()["frame"]
     assert len(np.unique(frame)) >= 300
-    assert frame.min() >= 0 and frame.max() < N_FREY_FRAMES
+    assert frame.min() >= 0 and frame.max() < FREY_N_FRAMES
     blocks = set((frame // 100).tolist())
-    assert blocks == set(range((N_FREY_FRAMES - 1) // 100 + 1)), "every 100-frame block must be labelled"
+    assert blocks == set(range((FREY_N_FRAMES - 1) // FREY_BLOCK + 1)), "every 100-frame block must be labelled"
 
 
 def test_frames_follow_documented_selection_rule():

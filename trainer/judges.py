@@ -37,7 +37,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-FREY_SHAPE = (28, 20)
+from trainer.data import FREY_BLOCK, FREY_SHAPE
+
 JUDGED = ("smile", "pose")
 
 
@@ -135,7 +136,7 @@ def _fit_judge(x, smile, pose, groups, n_folds, n_components, C) -> FreyJudge:
         "pose": _cv_scores(x, pose, groups, n_folds, n_components, C),
     }
     for q in quality.values():
-        q["cv"] = "grouped by 100-frame block"
+        q["cv"] = f"grouped by {FREY_BLOCK}-frame block"
     return FreyJudge(
         smile=_pipeline(n_components, C).fit(x, smile),
         pose=_pipeline(n_components, C).fit(x, pose),
@@ -154,4 +155,4 @@ def train_judge(data_dir: str | os.PathLike | None = None, labels: dict | None =
     lab = labels if labels is not None else load_frey_labels(drop_ambiguous=True)
     frames = np.asarray(lab["frame"], dtype=np.int64)
     images = frey_frames(frames, data_dir)
-    return fit_judge(images, lab["smile"], lab["pose"], frames // 100, n_folds=n_folds)
+    return fit_judge(images, lab["smile"], lab["pose"], frames // FREY_BLOCK, n_folds=n_folds)

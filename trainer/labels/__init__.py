@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.data import FREY_N_FRAMES
+
 LABELS_PATH = Path(__file__).with_name("frey_labels.csv")
 COLUMNS = ("frame", "smile", "pose", "ambiguous", "note")
-N_FREY_FRAMES = 1965
 _ALLOWED = {"smile": {0, 1}, "pose": {-1, 0, 1}, "ambiguous": {0, 1}}
 
 
@@ -51,8 +52,8 @@ def load_frey_labels(path: str | Path = LABELS_PATH, drop_ambiguous: bool = Fals
                 frame, smile, pose, amb = (int(v) for v in row[:4])
             except ValueError:
                 raise ValueError(f"{path}:{lineno}: frame, smile, pose, ambiguous must be integers, got {row[:4]}") from None
-            if not 0 <= frame < N_FREY_FRAMES:
-                raise ValueError(f"{path}:{lineno}: frame must be in 0..{N_FREY_FRAMES - 1}, got {frame}")
+            if not 0 <= frame < FREY_N_FRAMES:
+                raise ValueError(f"{path}:{lineno}: frame must be in 0..{FREY_N_FRAMES - 1}, got {frame}")
             for name, value in (("smile", smile), ("pose", pose), ("ambiguous", amb)):
                 if value not in _ALLOWED[name]:
                     raise ValueError(f"{path}:{lineno}: {name} must be one of {sorted(_ALLOWED[name])}, got {value}")
