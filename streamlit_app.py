@@ -21,7 +21,19 @@ import torch
 torch.set_num_threads(1)
 
 from explorer import models  # noqa: E402 (after the thread setting, on purpose)
-from views import directions, drawing_pad, interpolate, live, manifold, map_view, model_card, sliders, state, upload  # noqa: E402
+from views import (  # noqa: E402
+    directions,
+    drawing_pad,
+    interpolate,
+    likelihood,
+    live,
+    manifold,
+    map_view,
+    model_card,
+    sliders,
+    state,
+    upload,
+)
 from views.context import ViewContext, load_model  # noqa: E402
 
 TABS: list[tuple[str, Callable[[ViewContext], None]]] = [
@@ -34,6 +46,7 @@ TABS: list[tuple[str, Callable[[ViewContext], None]]] = [
     ("Interpolate", interpolate.render),
     ("Directions", directions.render),
     ("Model card", model_card.render),
+    ("Likelihood", likelihood.render),
 ]
 
 
