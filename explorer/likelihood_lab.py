@@ -177,27 +177,36 @@ def run_lab(model, x, budget: Budget = INTERACTIVE, repeats: int = REPEATS, seed
     )
 
 
+def _gap(d: float) -> str:
+    return f"{abs(d):.2f} nats {'below' if d > 0 else 'above'}"
+
+
 def summary(res: LabResult) -> str:
-    """Two sentences that state what the numbers show."""
+    """Two sentences that state what the numbers show: how far naive Monte Carlo is from the
+    reference and why (effective sample size, hits in the posterior region), then how importance
+    sampling with q(z|x) and the ELBO compare (and whether q(z|x) misses the posterior)."""
     ref, ref_name = res.reference
-    p, q = res.prior, res.q
-    off = ref - p.final
-    where = ""
-    if res.plane is not None:
-        pl = res.plane
-        where = (f"; {pl.n_prior_inside:,} of them ({100 * pl.n_prior_inside / pl.n_prior:.3g}%) land in the "
-                 f"region that holds 99% of the posterior")
-    if abs(off) < 0.05:
-        first = (f"With {p.total:,} samples from the prior, naive Monte Carlo (eq. 1) gives {p.final:.2f}, within "
-                 f"{abs(off):.2f} nats of {ref_name} ({ref:.2f}), but their effective sample size is only "
-                 f"{p.ess:,.1f}{where}.")
+    p, q, pl = res.prior, res.q, res.plane
+    hits = ""
+    if pl is not None:
+        hits = (f"; {pl.n_prior_inside:,} of them ({100 * pl.n_prior_inside / pl.n_prior:.2g}%) land in the region "
+                f"holding 99% of the posterior")
+    first = (f"With {p.total:,} samples from the prior, naive Monte Carlo (eq. 1) is {_gap(ref - p.final)} "
+             f"{ref_name} ({ref:.2f}): the samples' effective size is {p.ess:,.1f}{hits}.")
+    if abs(ref - p.final) < 1 and pl is not None:
+        first = first[:-1] + (", enough in two dimensions; with more latent dimensions the region shrinks "
+                              "exponentially and the same budget falls far short (try a 20-D model).")
+    gap = f"the ELBO of eq. (2) lies {ref - res.elbo:.2f} nats below, the KL from q(z|x) to the true posterior"
+    if res.exact is not None and res.exact - q.final > 0.5:
+        inside = f" (only {100 * pl.n_q_inside / pl.n_q:.0f}% of its samples land in that region)" if pl else ""
+        second = (f"Here q(z|x) misses much of the posterior{inside}, so importance sampling with {q.total:,} of its "
+                  f"samples is still {_gap(res.exact - q.final)} (effective size {q.ess:,.0f}), and {gap}.")
+    elif res.exact is not None:
+        second = (f"Drawing z from q(z|x) instead, importance sampling is {_gap(res.exact - q.final)} with "
+                  f"{q.total:,} samples (effective size {q.ess:,.0f}), and {gap}.")
     else:
-        first = (f"With {p.total:,} samples from the prior, naive Monte Carlo (eq. 1) gives {p.final:.2f}, "
-                 f"{off:.2f} nats below {ref_name} ({ref:.2f}): their effective sample size is {p.ess:,.1f}"
-                 f"{where}.")
-    second = (f"Drawing z from q(z|x) instead, importance sampling gives {q.final:.2f} (effective sample size "
-              f"{q.ess:,.0f} of {q.total:,}), and the ELBO of eq. (2) lies {ref - res.elbo:.2f} nats below "
-              f"{ref_name}: that gap is KL(q(z|x) || p(z|x)).")
+        second = (f"Drawing z from q(z|x) instead, importance sampling reaches {q.final:.2f} (effective size "
+                  f"{q.ess:,.0f} of {q.total:,}), and {gap} (estimated).")
     return f"{first} {second}"
 
 
@@ -295,9 +304,9 @@ def parse_table(text: str | bytes, name: str = "likelihood_table.json") -> tuple
     return {k: v for k, v in obj.items() if k != "rows"}, [_row(i, r, name) for i, r in enumerate(rows)]
 
 
-def read_table(path: str | Path = TABLE_FILE) -> tuple[dict, list[TableRow]]:
-    """:func:`parse_table` of a file, checking its size before reading it."""
-    p = Path(path)
+def read_table(path: str | Path | None = None) -> tuple[dict, list[TableRow]]:
+    """:func:`parse_table` of a file (default :data:`TABLE_FILE`), checking its size before reading it."""
+    p = Path(path if path is not None else TABLE_FILE)
     try:
         size = p.stat().st_size
         if size > MAX_TABLE_BYTES:

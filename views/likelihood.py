@@ -9,7 +9,6 @@ long run (10x the samples, behind a button) in a holder shared by every session.
 from __future__ import annotations
 
 import hashlib
-from functools import partial
 
 import numpy as np
 import streamlit as st
@@ -60,6 +59,7 @@ def _test_image(ctx: ViewContext, binarized: bool) -> tuple[np.ndarray | None, n
     index = ctx.array("test_index")
     n = len(index) if index is not None else grey.shape[0]
     key = f"lik.{name}.row"
+    _apply_pick(name, key, n)
     row = int(st.number_input(f"Test image (row 0..{n - 1} of the encoded test set)", 0, n - 1, 0, key=key))
     emb, labels, mu = ctx.array("test_embedding"), ctx.array("test_labels"), ctx.array("test_mu")
     if emb is not None and labels is not None and mu is not None:
@@ -68,7 +68,7 @@ def _test_image(ctx: ViewContext, binarized: bool) -> tuple[np.ndarray | None, n
                                      label_names=ctx.ck.meta.get("label_names"),
                                      markers={"chosen": (float(emb[row, 0]), float(emb[row, 1]), "current")})
             fig.update_layout(height=380, dragmode="pan")
-            st.plotly_chart(fig, on_select=partial(_pick, name, key), selection_mode="points", key=f"lik.{name}.map")
+            st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"lik.{name}.map")
     rows = np.asarray([row])
     orig = originals_for_rows(grey, index, rows) if index is not None else grey[rows]
     if orig is None or orig.shape[1:] != tuple(ctx.image_shape):
@@ -82,9 +82,12 @@ def _test_image(ctx: ViewContext, binarized: bool) -> tuple[np.ndarray | None, n
     return orig[0], None, f"test image {ds_index}{lab_text}"
 
 
-def _pick(name: str, key: str) -> None:
+def _apply_pick(name: str, key: str, n: int) -> None:
+    """A point picked on the map (the chart's state from the last run) becomes the test image,
+    once per pick, before the number input is drawn (so the input may still be edited by hand)."""
     rows = figures.selected_rows(st.session_state.get(f"lik.{name}.map"))
-    if rows:
+    if rows and st.session_state.get(f"lik.{name}.picked") != rows[0] and 0 <= rows[0] < n:
+        st.session_state[f"lik.{name}.picked"] = rows[0]
         st.session_state[key] = int(rows[0])
 
 
@@ -128,17 +131,23 @@ def _choose(ctx: ViewContext, binarized: bool) -> tuple[np.ndarray | None, np.nd
 
 def _metrics(res: lab.LabResult) -> None:
     c = st.columns(5)
+    off = dict(delta_color="off", delta_arrow="off")
     if res.exact is not None:
-        c[0].metric("log p(x), quadrature", f"{res.exact:.2f}", help=f"error estimate {res.exact_err:.1g} nats")
+        c[0].metric("exact (quadrature)", f"{res.exact:.2f}", f"± {max(res.exact_err, 1e-4):.0e}", **off,
+                    help="log p(x) by adaptive grid quadrature over the latent plane; ± the change when the grid "
+                         "is coarsened two-fold")
     else:
-        c[0].metric("log p(x), no exact value", "n/a", help="quadrature needs a 2-D latent")
-    c[1].metric(f"IS with q(z|x), k = {res.q.total:,}", f"{res.q.final:.2f}", f"ESS {res.q.ess:,.0f}",
-                delta_color="off")
-    c[2].metric(f"naive MC, L = {res.prior.total:,}", f"{res.prior.final:.2f}", f"ESS {res.prior.ess:,.1f}",
-                delta_color="off")
-    c[3].metric("ELBO, eq. (2)", f"{res.elbo:.2f}", f"KL(q||p(z)) {res.kl:.2f}", delta_color="off")
-    ref, _ = res.reference
-    c[4].metric("gap to the ELBO", f"{ref - res.elbo:.2f}", "KL(q(z|x) || p(z|x))", delta_color="off")
+        c[0].metric("exact", "n/a", "needs a 2-D latent", **off)
+    c[1].metric(f"IS, k = {res.q.total:,}", f"{res.q.final:.2f}", f"ESS {res.q.ess:,.0f}", **off,
+                help="importance sampling with q(z|x) as proposal; ESS: effective sample size of its weights")
+    c[2].metric(f"naive MC, L = {res.prior.total:,}", f"{res.prior.final:.2f}", f"ESS {res.prior.ess:,.1f}", **off,
+                help="eq. (1): the mean of p(x|z) over samples from the prior")
+    c[3].metric("ELBO, eq. (2)", f"{res.elbo:.2f}", f"KL(q ‖ p(z)) = {res.kl:.2f}", **off,
+                help=f"mean log p(x|z) over the q samples minus the closed-form KL; with log q instead of the "
+                     f"closed form: {res.elbo_mc:.2f}")
+    ref, name = res.reference
+    c[4].metric("ELBO gap", f"{ref - res.elbo:.2f}", "KL(q(z|x) ‖ p(z|x))", **off,
+                help=f"{name} minus the ELBO")
 
 
 def _one_image(ctx: ViewContext) -> None:
@@ -161,25 +170,25 @@ def _one_image(ctx: ViewContext) -> None:
             b = lab.INTERACTIVE
             with st.spinner(f"Drawing {b.L:,} samples from the prior and {b.k:,} from q(z|x)..."):
                 res = _run(path, mtime, x, b.L, b.k)
-            if st.button(f"Run L = {lab.LONG.L:,} prior and k = {lab.LONG.k:,} q(z|x) samples "
-                         f"(about {12 * res.seconds:.0f} s)", key=f"lik.{ctx.name}.long"):
-                bar = st.progress(0.0, text="sampling...")
-                res = lab.run_lab(ctx.ck.model, x, lab.LONG, progress=lambda f: bar.progress(min(f, 1.0)))
-                holder["result"] = res
-                bar.empty()
         _metrics(res)
         st.markdown(lab.summary(res))
-    _plots(ctx, res, what)
-
-
-def _plots(ctx: ViewContext, res: lab.LabResult, what: str) -> None:
     a, b = st.columns([3, 2])
     a.plotly_chart(likelihood_figures.estimate_figure(res), key=f"lik.{ctx.name}.est")
-    b.plotly_chart(likelihood_figures.estimate_figure(res, zoom=10.0), key=f"lik.{ctx.name}.zoom")
+    b.plotly_chart(likelihood_figures.estimate_figure(res, zoom=True), key=f"lik.{ctx.name}.zoom")
     st.caption(f"{what.capitalize()}: bands are the {lab.BAND[0]}th to {lab.BAND[1]}th percentiles over "
                f"{lab.REPEATS} independent runs, each a disjoint block of the samples (so they stop at "
                f"{res.prior.total // lab.REPEATS:,} and {res.q.total // lab.REPEATS:,}); the dotted line is one run "
-               f"using all of them. Took {res.seconds:.1f} s.")
+               f"using all of them. Computed in {res.seconds:.1f} s.")
+    if "result" not in holder and st.button(
+            f"Ten times more: L = {lab.LONG.L:,} and k = {lab.LONG.k:,} (about {11 * res.seconds:.0f} s)",
+            key=f"lik.{ctx.name}.long"):
+        bar = st.progress(0.0, text="sampling...")
+        holder["result"] = lab.run_lab(ctx.ck.model, x, lab.LONG, progress=lambda f: bar.progress(min(f, 1.0)))
+        st.rerun()
+    _plane(ctx, res)
+
+
+def _plane(ctx: ViewContext, res: lab.LabResult) -> None:
     pl = res.plane
     if pl is None:
         st.caption("The latent plane (heatmap, 99% posterior region) is drawn for 2-D models.")
@@ -189,7 +198,7 @@ def _plots(ctx: ViewContext, res: lab.LabResult, what: str) -> None:
         f"**{pl.n_prior_inside:,} of {pl.n_prior:,} prior samples ({100 * pl.n_prior_inside / pl.n_prior:.3g}%)** fall "
         f"inside the white contour, the region that holds 99% of the posterior mass; its prior probability is "
         f"{100 * pl.prior_mass:.3g}%, so naive Monte Carlo spends about {1 / max(pl.prior_mass, 1e-300):,.0f} samples "
-        f"per useful one. Of the q(z|x) samples, {100 * pl.n_q_inside / pl.n_q:.1f}% fall inside "
+        f"per useful one. **{100 * pl.n_q_inside / pl.n_q:.1f}% of the q(z|x) samples** fall inside "
         f"(99% if q(z|x) were the true posterior).")
 
 
