@@ -1,6 +1,7 @@
 """How good is each estimator of log p(x)? Naive Monte Carlo vs importance sampling vs the ELBO.
 
-    python bench/likelihood_lab.py --data-dir ../shared/data                 # both parts
+    python bench/likelihood_lab.py --data-dir ../shared/data                 # every part
+    python bench/likelihood_lab.py --data-dir ../shared/data --part timing
     python bench/likelihood_lab.py --data-dir ../shared/data --part accuracy
     python bench/likelihood_lab.py --data-dir ../shared/data --part table
 
@@ -10,6 +11,10 @@ tab's adaptive grid), then the mean absolute error to it of importance sampling 
 (k = 1000, 5000; :func:`trainer.model.iwae_log_likelihood`), naive Monte Carlo from the prior
 (L = 10^3 .. 10^6) and the ELBO (eq. 2). For mnist-z20 the same without quadrature, IS with
 k = 10^5 as the reference. Writes bench/results/likelihood_lab.{json,md}.
+
+``timing``: CPU and wall seconds of the tab's interactive run on one image (L = 10^5 prior and
+k = 10^4 q samples, plus quadrature for 2-D) for mnist-z2, mnist-z20 and frey-z2, one torch thread
+as in the app; medians of 5 images. Writes bench/results/likelihood_timing.json.
 
 ``table``: for every checkpoint in checkpoints/, the means over a fixed subset of the test set
 (MNIST: every 10th image; Frey Face: all 197 frames) of the ELBO (eq. 2, 100 samples of q per
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,7 +38,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from explorer.likelihood_lab import TABLE_FILE, TABLE_FORMAT, weights_fingerprint  # noqa: E402
+from explorer.likelihood_lab import INTERACTIVE, TABLE_FILE, TABLE_FORMAT, run_lab, weights_fingerprint  # noqa: E402
 from trainer import likelihood as lk  # noqa: E402
 from trainer.checkpoint import list_checkpoints, load_checkpoint  # noqa: E402
 from trainer.data import load_dataset  # noqa: E402
@@ -121,6 +128,27 @@ def accuracy(name: str, data_dir: str, repeats: int, n_images: int = 100) -> dic
     return out
 
 
+def timing(names: list[str], data_dir: str, n_images: int = 5) -> dict:
+    """Seconds for the tab's interactive run on one image (L = 10^5, k = 10^4, and quadrature for
+    2-D), as the app runs it (one torch thread): medians over ``n_images`` test images."""
+    out = {}
+    for name in names:
+        ck = load_checkpoint(ROOT / "checkpoints" / f"{name}.safetensors")
+        x = test_set(ck, data_dir)
+        cpu, wall = [], []
+        for i in range(n_images):
+            c0, t0 = time.process_time(), time.perf_counter()
+            run_lab(ck.model, x[i * 997 % x.shape[0]].numpy(), INTERACTIVE)
+            cpu.append(time.process_time() - c0)
+            wall.append(time.perf_counter() - t0)
+        out[name] = {"cpu_s_median": statistics.median(cpu), "wall_s_median": statistics.median(wall),
+                     "cpu_s": cpu, "wall_s": wall, "load_avg_1min": os.getloadavg()[0]}
+        print(f"{name}: one image, L={INTERACTIVE.L:,}, k={INTERACTIVE.k:,}: median {out[name]['cpu_s_median']:.2f} s "
+              f"CPU, {out[name]['wall_s_median']:.2f} s wall (load average {out[name]['load_avg_1min']:.1f})",
+              flush=True)
+    return out
+
+
 def table_row(path: Path, data_dir: str) -> dict:
     ck = load_checkpoint(path)
     m = ck.model
@@ -132,7 +160,8 @@ def table_row(path: Path, data_dir: str) -> dict:
     g = torch.Generator().manual_seed(7)
     row = {
         "model": path.stem, "dataset": ck.meta.get("dataset", ""), "likelihood": ck.config.likelihood,
-        "binarized": bool(ck.meta.get("binarized", False)), "n": int(x.shape[0]), "subset": subset,
+        "binarized": bool(ck.meta.get("binarized", False)), "z_dim": m.config.z_dim, "n": int(x.shape[0]),
+        "subset": subset,
         "elbo": float(_timed("ELBO", lambda: elbo_eq2(m, x)).mean()),
         "is_k1000": float(_timed("IS k=1000", lambda: iwae_log_likelihood_batched(m, x, 1000, seed=8)).mean()),
         "naive_L1e5": float(_timed("naive L=10^5", lambda: lk.naive_mc_log_px(m, x, 100_000, generator=g)).mean()),
@@ -164,7 +193,7 @@ def _markdown(results: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
-    ap.add_argument("--part", choices=("accuracy", "table", "both"), default="both")
+    ap.add_argument("--part", choices=("accuracy", "table", "timing", "all"), default="all")
     ap.add_argument("--repeats", type=int, default=3, help="independent runs of each sampling estimator")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--threads", type=int, default=1, help="torch threads (one is steadier on a busy 2-core machine)")
@@ -174,14 +203,18 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d")
     with torch.no_grad(), matmul_precision("highest"):
-        if args.part in ("accuracy", "both"):
+        if args.part in ("timing", "all"):
+            t = timing(["mnist-z2", "mnist-z20", "frey-z2"], args.data_dir)
+            (out / "likelihood_timing.json").write_text(json.dumps({"created": stamp, "threads": 1, "results": t},
+                                                                   indent=1))
+        if args.part in ("accuracy", "all"):
             res = [accuracy(n, args.data_dir, args.repeats) for n in ("mnist-z2", "mnist-z20")]
             (out / "likelihood_lab.json").write_text(json.dumps({"created": stamp, "results": res}, indent=1))
             md = _markdown(res)
             (out / "likelihood_lab.md").write_text(f"# Likelihood estimators ({stamp}; `python bench/likelihood_lab.py"
                                                    f" --part accuracy`)\n\n{md}")
             print(md)
-        if args.part in ("table", "both"):
+        if args.part in ("table", "all"):
             rows = [table_row(p, args.data_dir) for p in list_checkpoints(ROOT / "checkpoints")]
             table = {"format": TABLE_FORMAT, "version": 1, "created": stamp,
                      "subset": "a fixed subset of the test set (MNIST: every 10th image, the trainer's binarisation; "

@@ -68,7 +68,7 @@ def estimate_figure(res: LabResult, zoom: bool = False) -> go.Figure:
         fig.update_yaxes(range=list(zoom_range(res)))
     fig.update_layout(
         height=440, margin=dict(l=10, r=10, t=40, b=10), hovermode="closest",
-        title="zoom on the top" if zoom else "estimates of log p(x) against the number of samples",
+        title="zoom: near log p(x)" if zoom else "estimates of log p(x) against the number of samples",
         legend=dict(orientation="h", y=-0.2, font=dict(size=11)),
     )
     return fig

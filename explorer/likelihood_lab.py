@@ -206,7 +206,7 @@ def summary(res: LabResult) -> str:
                   f"{q.total:,} samples (effective size {q.ess:,.0f}), and {gap}.")
     else:
         second = (f"Drawing z from q(z|x) instead, importance sampling reaches {q.final:.2f} (effective size "
-                  f"{q.ess:,.0f} of {q.total:,}), and {gap} (estimated).")
+                  f"{q.ess:,.0f} of {q.total:,}), and {gap.replace(', the KL', ', an estimate of the KL')}.")
     return f"{first} {second}"
 
 
@@ -261,6 +261,7 @@ class TableRow:
     naive_L1e5: float
     exact: float | None
     fingerprint: str
+    z_dim: int = 0
 
     @property
     def gap(self) -> float:
@@ -274,17 +275,19 @@ def _row(i: int, r, name: str) -> TableRow:
     try:
         s = {k: r[k] for k in ("model", "dataset", "likelihood", "subset", "fingerprint")}
         nums = {k: r[k] for k in _NUMBERS}
-        n, exact = r["n"], r.get("exact")
+        n, exact, z_dim = r["n"], r.get("exact"), r.get("z_dim", 0)
     except KeyError as e:
         raise TableError(f"{name}: row {i} has no {e.args[0]!r}") from None
     if not all(isinstance(v, str) and len(v) <= 200 for v in s.values()):
         raise TableError(f"{name}: row {i}: model, dataset, likelihood, subset and fingerprint must be short strings")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise TableError(f"{name}: row {i}: n must be a positive integer")
+    for k, v, lo in (("n", n, 1), ("z_dim", z_dim, 0)):
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= 10**9:
+            raise TableError(f"{name}: row {i}: {k} must be an integer from {lo}")
     for k, v in {**nums, **({"exact": exact} if exact is not None else {})}.items():
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
             raise TableError(f"{name}: row {i}: {k} must be a finite number")
-    return TableRow(n=n, exact=None if exact is None else float(exact), **s, **{k: float(v) for k, v in nums.items()})
+    return TableRow(n=n, exact=None if exact is None else float(exact), z_dim=z_dim, **s,
+                    **{k: float(v) for k, v in nums.items()})
 
 
 def parse_table(text: str | bytes, name: str = "likelihood_table.json") -> tuple[dict, list[TableRow]]:

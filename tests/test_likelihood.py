@@ -104,14 +104,15 @@ def _tiny_vae(likelihood: str, J: int = 2, seed: int = 0) -> VAE:
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 @pytest.mark.parametrize("binary", [True, False])
-def test_all_pairs_log_likelihood_matches_the_model(likelihood, binary):
+@pytest.mark.parametrize("B", [1, lk.SMALL_BATCH + 5])  # both ways of computing Gaussian pairs
+def test_all_pairs_log_likelihood_matches_the_model(likelihood, binary, B):
     m = _tiny_vae(likelihood)
     g = torch.Generator().manual_seed(5)
-    x = torch.rand(3, 20, generator=g)
+    x = torch.rand(B, 20, generator=g)
     x = (x > 0.5).float() if binary else x
     z = torch.randn(7, 2, generator=g)
     a, b = m.decode_params(z)
-    want = torch.stack([log_likelihood(x, a[i].expand(3, -1), None if b is None else b[i].expand(3, -1))
+    want = torch.stack([log_likelihood(x, a[i].expand(B, -1), None if b is None else b[i].expand(B, -1))
                         for i in range(7)])
     assert torch.allclose(lk.log_px_given_z(m, x, z), want, atol=1e-4)
 

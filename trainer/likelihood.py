@@ -31,6 +31,7 @@ from torch import nn
 from trainer.model import LOG_2PI, VAE, VAEConfig, kl_divergence, log_likelihood
 
 Progress = Callable[[float], None]
+SMALL_BATCH = 4  # up to this many images, Gaussian pairs are computed directly, (n, B, D) at a time
 
 
 # --- densities -----------------------------------------------------------------------------
@@ -52,11 +53,14 @@ def log_px_given_z(model: nn.Module, x: torch.Tensor, z: torch.Tensor) -> torch.
     One decoder pass per z serves every image, and the pairs are matrix products (the same
     values as :func:`trainer.model.log_likelihood`, without an (n, B, D) temporary).
     Bernoulli with logits a: log p(x|z) = x·a - Σ_d softplus(a_d) (grey x included).
-    Gaussian with mean m and precision r = exp(-logvar): -1/2 Σ_d (log 2π + logvar_d + r_d (x_d - m_d)²),
-    the square expanded into x²·r - 2 x·(m r) + Σ m² r, in float64 against cancellation."""
+    Gaussian with mean m and precision r = exp(-logvar): -1/2 Σ_d (log 2π + logvar_d + r_d (x_d - m_d)²);
+    for a few images ``log_likelihood`` broadcast, for many the square expanded into
+    x²·r - 2 x·(m r) + Σ m² r, in float64 against cancellation."""
     a, lv = model.decode_params(z)
     if lv is None:
         return a @ x.T - F.softplus(a).sum(-1, keepdim=True)
+    if x.shape[0] <= SMALL_BATCH:
+        return log_likelihood(x, a[:, None, :], lv[:, None, :])
     m, lv, xd = a.double(), lv.double(), x.double()
     r = torch.exp(-lv)
     sq = r @ xd.pow(2).T - 2 * (m * r) @ xd.T + (m.pow(2) * r).sum(-1, keepdim=True)
