@@ -107,7 +107,7 @@ def test_another_test_image_and_a_map_pick(tiny_dir, monkeypatch, table, shared_
     first = at.metric[1].value
     at.number_input(key="lik.mnist-z2.row").set_value(5).run()
     assert not at.exception and at.metric[1].value != first
-    assert "label 5" in _texts(at)
+    assert "Test image 5, digit 5" in _texts(at)
     at.session_state["lik.mnist-z2.map"] = {
         "selection": {"points": [{"customdata": 7}], "point_indices": [7], "box": [], "lasso": []}}
     at.run()

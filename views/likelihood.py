@@ -64,8 +64,7 @@ def _test_image(ctx: ViewContext, binarized: bool) -> tuple[np.ndarray | None, n
     emb, labels, mu = ctx.array("test_embedding"), ctx.array("test_labels"), ctx.array("test_mu")
     if emb is not None and labels is not None and mu is not None:
         with st.expander("Pick a test image on the map"):
-            fig = figures.map_figure(emb, labels, categorical=ctx.dataset == "mnist", max_points=3000,
-                                     label_names=ctx.ck.meta.get("label_names"),
+            fig = figures.map_figure(emb, labels, ctx.labels, max_points=3000,
                                      markers={"chosen": (float(emb[row, 0]), float(emb[row, 1]), "current")})
             fig.update_layout(height=380, dragmode="pan")
             st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"lik.{name}.map")
@@ -75,7 +74,7 @@ def _test_image(ctx: ViewContext, binarized: bool) -> tuple[np.ndarray | None, n
         st.warning("The local dataset does not match this checkpoint's test indices.")
         return None, None, ""
     ds_index = int(index[row]) if index is not None else row
-    lab_text = f", label {int(labels[row])}" if labels is not None and ctx.dataset == "mnist" else ""
+    lab_text = f", {ctx.labels.describe(int(labels[row]))}" if labels is not None and ctx.labels.categorical else ""
     if binarized:
         xb = _binarized(ctx.dataset)
         return xb[ds_index], orig[0], f"test image {ds_index}{lab_text}"
