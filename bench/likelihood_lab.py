@@ -42,8 +42,8 @@ from explorer.likelihood_lab import INTERACTIVE, TABLE_FILE, TABLE_FORMAT, run_l
 from trainer import likelihood as lk  # noqa: E402
 from trainer.checkpoint import list_checkpoints, load_checkpoint  # noqa: E402
 from trainer.data import load_dataset  # noqa: E402
+from trainer.evaluate import eval_inputs, iwae_log_likelihood_batched, matmul_precision  # noqa: E402
 from trainer.model import kl_divergence  # noqa: E402
-from trainer.train import binarized_test_set, iwae_log_likelihood_batched, matmul_precision, to_model_input  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 NAIVE_L = (1_000, 10_000, 100_000, 1_000_000)
@@ -51,8 +51,7 @@ NAIVE_L = (1_000, 10_000, 100_000, 1_000_000)
 
 def test_set(ck, data_dir: str) -> torch.Tensor:
     """The test split as the trainer reports on it: (N, D), binarised once if the model was."""
-    x = to_model_input(load_dataset(ck.meta["dataset"], data_dir).test_x)
-    return binarized_test_set(x) if ck.meta.get("binarized", False) else x
+    return eval_inputs(load_dataset(ck.meta["dataset"], data_dir).test_x, bool(ck.meta.get("binarized", False)))[0]
 
 
 def elbo_eq2(model, x: torch.Tensor, k: int = 100, seed: int = 3, batch: int = 100) -> torch.Tensor:

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from trainer import likelihood as lk
+from trainer.evaluate import TEST_BINARIZE_SEED, binarized_test_set
 from trainer.model import kl_divergence
-from trainer.train import TEST_BINARIZE_SEED, binarized_test_set
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -214,7 +214,7 @@ def summary(res: LabResult) -> str:
 
 def binarized_test_images(images: np.ndarray) -> np.ndarray:
     """The trainer's fixed binarisation of a whole test split (M, H, W) in [0, 1] -> (M, H, W):
-    the same draws the reported likelihoods use (:func:`trainer.train.binarized_test_set`)."""
+    the same draws the reported likelihoods use (:func:`trainer.evaluate.binarized_test_set`)."""
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32).reshape(images.shape[0], -1))
     return binarized_test_set(x).numpy().reshape(images.shape)
 

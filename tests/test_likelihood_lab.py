@@ -86,7 +86,7 @@ def test_run_lab_without_a_plane_and_its_progress():
 
 def test_binarisation_is_the_trainers(shared_data_dir):
     from trainer.data import load_dataset
-    from trainer.train import binarized_test_set, to_model_input
+    from trainer.evaluate import binarized_test_set, to_model_input
 
     ds = load_dataset("mnist", shared_data_dir)
     want = binarized_test_set(to_model_input(ds.test_x)).numpy()
