@@ -128,6 +128,12 @@ def _choose(ctx: ViewContext, binarized: bool) -> tuple[np.ndarray | None, np.nd
     return lab.binarize_one(grey), grey, what
 
 
+def _count(n: int) -> str:
+    """10⁵ for a power of ten (short enough for a metric's label), else 300,000."""
+    e = round(np.log10(n)) if n > 0 else 0
+    return f"10{str(e).translate(str.maketrans('0123456789', '⁰¹²³⁴⁵⁶⁷⁸⁹'))}" if 10**e == n else f"{n:,}"
+
+
 def _metrics(res: lab.LabResult) -> None:
     c = st.columns(5)
     off = dict(delta_color="off", delta_arrow="off")
@@ -137,10 +143,11 @@ def _metrics(res: lab.LabResult) -> None:
                          "is coarsened two-fold")
     else:
         c[0].metric("exact", "n/a", "needs a 2-D latent", **off)
-    c[1].metric("IS, q(z|x)", f"{res.q.final:.2f}", f"k = {res.q.total:,}, ESS {res.q.ess:,.0f}", **off,
-                help="importance sampling with q(z|x) as proposal; ESS: effective sample size of its weights")
-    c[2].metric("naive MC", f"{res.prior.final:.2f}", f"L = {res.prior.total:,}, ESS {res.prior.ess:,.1f}", **off,
-                help="eq. (1): log of the mean of p(x|z) over samples from the prior")
+    c[1].metric(f"IS, k = {_count(res.q.total)}", f"{res.q.final:.2f}", f"ESS {res.q.ess:,.0f}", **off,
+                help=f"importance sampling with q(z|x) as proposal, {res.q.total:,} samples; ESS: the effective "
+                     f"sample size of their weights")
+    c[2].metric(f"naive, L = {_count(res.prior.total)}", f"{res.prior.final:.2f}", f"ESS {res.prior.ess:,.1f}",
+                **off, help=f"eq. (1): log of the mean of p(x|z) over {res.prior.total:,} samples from the prior")
     c[3].metric("ELBO", f"{res.elbo:.2f}", f"KL(q ‖ p(z)) = {res.kl:.2f}", **off,
                 help=f"eq. (2): mean log p(x|z) over the q samples minus the closed-form KL; with log q in place "
                      f"of the closed form: {res.elbo_mc:.2f}")
