@@ -10,14 +10,15 @@ from tests.apps.serve import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 ROOT = Path(__file__).resolve().parent.parent
 IMG = '[data-testid="stImage"] img'
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "IMG", "ROOT", "serve", "wait_images", "wait_idle", "open_tab", "ARM_SLIDER_TIMER"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "IMG", "ROOT", "serve", "wait_images", "wait_idle", "open_tab",
+           "ARM_SLIDER_TIMER"]
 
 
-def serve(checkpoint_dir: Path, timeout: float = 60.0):
+def serve(checkpoint_dir: Path, timeout: float = 60.0, shipped_config: bool = False):
     """Run the app (``streamlit_app.py``) on a free loopback port over ``checkpoint_dir``;
-    a context manager yielding the base URL."""
+    a context manager yielding the base URL (``shipped_config``: see ``streamlit_server``)."""
     return streamlit_server(ROOT / "streamlit_app.py", env={"VAE_CHECKPOINT_DIR": str(checkpoint_dir)},
-                            timeout=timeout)
+                            timeout=timeout, shipped_config=shipped_config)
 
 
 def wait_images(page, n: int = 1, timeout: float = 30_000) -> None:

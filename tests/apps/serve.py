@@ -43,17 +43,22 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(app: str | os.PathLike, env: dict[str, str] | None = None, timeout: float = 60.0) -> Iterator[str]:
+def streamlit_server(app: str | os.PathLike, env: dict[str, str] | None = None, timeout: float = 60.0,
+                     shipped_config: bool = False) -> Iterator[str]:
     """Run ``streamlit run app`` on a free loopback port; yield its URL once ``/_stcore/health``
-    answers ``ok``; stop it on exit. Raises RuntimeError with the server's log if it never does."""
+    answers ``ok``; stop it on exit. Raises RuntimeError with the server's log if it never does.
+    ``shipped_config``: only the port and headless mode are set on the command line, everything
+    else (listening address, file watcher) comes from the repository's .streamlit/config.toml."""
     port = free_port()
     exe = shutil.which("streamlit", path=str(Path(sys.executable).parent)) or "streamlit"
-    cmd = [exe, "run", str(app), "--server.headless", "true", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
+    cmd = [exe, "run", str(app), "--server.headless", "true", "--server.port", str(port)]
+    if not shipped_config:
+        cmd += ["--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+                "--server.fileWatcherType", "none"]
     # The log goes to a file, not a pipe: a pipe nobody reads would block a chatty server.
     log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                            text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
