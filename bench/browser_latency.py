@@ -1,13 +1,18 @@
 """Browser latency of the app, measured in Debian chromium (playwright) against a local server.
 
-- first image: page load -> first decoded image loaded (``performance.now()`` at detection,
-  i.e. ms since navigation start), warm server (one throwaway load first), median of --loads.
+- first image, cold: a freshly started server (nothing imported or loaded yet), page load ->
+  first decoded image loaded, timed from Python.
+- first image, warm: the same after one load, ``performance.now()`` at detection (ms since
+  navigation start), median of --loads.
 - slider: key press on the first slider -> the decoded image replaced and loaded, timed in
   the page from the keydown event, median of --presses (20 by default).
 
-Usage: python bench/browser_latency.py [--checkpoints DIR] [--model NAME] [--out bench/out/browser_latency.json]
-Prints a table and writes JSON. The machine's load average is recorded with the numbers:
-on a busy 2-core machine the server and the browser compete for the CPU.
+Beside each wall time, the server's CPU seconds for the same step (user + system of the server
+process, from /proc): on a busy machine wall times swing with the load, CPU seconds much less.
+One fresh server per model. Prints a table and writes JSON, one file per model.
+
+Usage: python bench/browser_latency.py [--model NAME ... | --model all] [--checkpoints DIR]
+                                       [--out-dir bench/out]
 """
 
 from __future__ import annotations
@@ -19,64 +24,90 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from explorer import models  # noqa: E402
+from tests import procfs  # noqa: E402
 from tests.app_server import ARM_SLIDER_TIMER, CHROMIUM, CHROMIUM_ARGS, IMG, open_tab, serve, wait_images  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoints", type=Path, default=models.default_checkpoint_dir())
-    ap.add_argument("--model", default=None, help="model name (file stem); default: the app's default")
-    ap.add_argument("--loads", type=int, default=5)
-    ap.add_argument("--presses", type=int, default=20)
-    ap.add_argument("--out", type=Path, default=Path("bench/out/browser_latency.json"))
-    a = ap.parse_args()
+def measure(checkpoints: Path, model: str, z_dim: int, loads: int, presses: int) -> dict:
     from playwright.sync_api import sync_playwright
 
-    entries = models.display_order([e for e in models.discover(a.checkpoints) if e.ok])
-    if not entries:
-        sys.exit(f"no usable checkpoints in {a.checkpoints}")
-    model = a.model or entries[0].name
-    z_dim = next(e.z_dim for e in entries if e.name == model)
-    with serve(a.checkpoints) as url, sync_playwright() as p:
+    load0 = os.getloadavg()[0]
+    with serve(checkpoints, shipped_config=True) as url, sync_playwright() as p:
+        pid = procfs.child_pid_with_arg(str(urlparse(url).port))
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        cpu0 = procfs.cpu_seconds(pid)
         t = time.perf_counter()
         page.goto(f"{url}/?model={model}")
         wait_images(page)
         cold = (time.perf_counter() - t) * 1000
-        first = []
-        for _ in range(a.loads):
+        cold_cpu = procfs.settle(pid) - cpu0
+        first, first_cpu = [], []
+        for _ in range(loads):
+            cpu0 = procfs.cpu_seconds(pid)
             page.goto(f"{url}/?model={model}")
             wait_images(page)
             first.append(page.evaluate("performance.now()"))
+            first_cpu.append(procfs.settle(pid) - cpu0)
         open_tab(page, "Sliders")
         wait_images(page)
         page.locator('[data-testid="stSlider"] input[type="range"]').first.focus()
         slider = []
-        for i in range(a.presses):
+        cpu0 = procfs.settle(pid)
+        for i in range(presses):
             page.evaluate(ARM_SLIDER_TIMER, IMG)
             page.keyboard.press("ArrowRight" if (i // 10) % 2 == 0 else "ArrowLeft")
             slider.append(page.evaluate("window.__lat"))
             page.wait_for_timeout(150)
+        slider_cpu = (procfs.settle(pid) - cpu0) / presses
         browser.close()
-    res = {
-        "model": model, "z_dim": z_dim, "checkpoints": str(a.checkpoints),
-        "first_image_cold_ms": round(cold, 1),
+    return {
+        "model": model, "z_dim": z_dim, "checkpoints": str(checkpoints),
+        "first_image_cold_ms": round(cold, 1), "first_image_cold_server_cpu_s": round(cold_cpu, 3),
         "first_image_warm_ms": {"median": round(statistics.median(first), 1), "all": [round(v, 1) for v in first]},
+        "first_image_warm_server_cpu_s": round(statistics.median(first_cpu), 3),
         "slider_to_image_ms": {"median": round(statistics.median(slider), 1), "min": round(min(slider), 1),
                                "max": round(max(slider), 1), "all": [round(v, 1) for v in slider]},
-        "loadavg_1min_after": os.getloadavg()[0], "cpus": os.cpu_count(),
+        "slider_server_cpu_s_per_press": round(slider_cpu, 4),
+        "loadavg_1min_before": round(load0, 2), "loadavg_1min_after": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
     }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=2))
-    print(f"model {model} (J={z_dim}), load average {res['loadavg_1min_after']:.1f} on {res['cpus']} CPUs")
-    print(f"| first decoded image, cold server | {res['first_image_cold_ms']:.0f} ms |")
-    print(f"| first decoded image, warm (median of {a.loads}) | {res['first_image_warm_ms']['median']:.0f} ms |")
-    print(f"| slider key press -> new image (median of {a.presses}) | {res['slider_to_image_ms']['median']:.0f} ms |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--checkpoints", type=Path, default=models.default_checkpoint_dir())
+    ap.add_argument("--model", nargs="*", default=None,
+                    help="model names (file stems), or 'all'; default: the app's default model")
+    ap.add_argument("--loads", type=int, default=5)
+    ap.add_argument("--presses", type=int, default=20)
+    ap.add_argument("--out-dir", type=Path, default=Path("bench/out"),
+                    help="writes browser_latency_<model>.json here (default bench/out)")
+    a = ap.parse_args()
+    entries = models.display_order([e for e in models.discover(a.checkpoints) if e.ok])
+    if not entries:
+        sys.exit(f"no usable checkpoints in {a.checkpoints}")
+    z_dims = {e.name: e.z_dim for e in entries}
+    names = list(z_dims) if a.model == ["all"] else (a.model or [entries[0].name])
+    if unknown := [n for n in names if n not in z_dims]:
+        sys.exit(f"no usable checkpoint named {', '.join(unknown)} in {a.checkpoints}")
+    a.out_dir.mkdir(parents=True, exist_ok=True)
+    print("| model | first image, cold server | warm (median) | slider -> image (median) | "
+          "server CPU: cold page / warm page / per slider move | load avg |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        res = measure(a.checkpoints, name, z_dims[name], a.loads, a.presses)
+        (a.out_dir / f"browser_latency_{name}.json").write_text(json.dumps(res, indent=2))
+        print(f"| {name} | {res['first_image_cold_ms']:.0f} ms | {res['first_image_warm_ms']['median']:.0f} ms | "
+              f"{res['slider_to_image_ms']['median']:.0f} ms | {res['first_image_cold_server_cpu_s']:.2f} / "
+              f"{res['first_image_warm_server_cpu_s']:.2f} / {res['slider_server_cpu_s_per_press']:.3f} s | "
+              f"{res['loadavg_1min_before']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -64,19 +64,6 @@ ERRORS_JS = """() => [...document.querySelectorAll('[data-testid="stException"]'
   .map(e => e.innerText.split('\\n')[0])"""
 
 
-def settle(pid: int, quiet_s: float = 0.02, step: float = 0.25, limit: float = 10.0) -> None:
-    """Wait until the server is idle (under ``quiet_s`` CPU seconds per ``step``): the work a
-    step caused is then all in its CPU count."""
-    end = time.monotonic() + limit
-    last = procfs.cpu_seconds(pid)
-    while time.monotonic() < end:
-        time.sleep(step)
-        now = procfs.cpu_seconds(pid)
-        if now - last < quiet_s:
-            return
-        last = now
-
-
 async def _timed(page, fn, timeout_ms: float) -> tuple[float | None, str | None]:
     """Run ``fn()`` (an awaitable factory) and time it; (seconds, None) or (None, error)."""
     t = time.perf_counter()
@@ -123,15 +110,15 @@ async def _wave(browser, pid: int, url: str, tabs: list[str], n: int, timeout_ms
     contexts = [await browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(n)]
     pages = [await c.new_page() for c in contexts]
     rows = []
-    settle(pid)
+    procfs.settle(pid)
     cpu0 = procfs.cpu_seconds(pid)
     res = await asyncio.gather(*(_first_page(p, url, timeout_ms) for p in pages))
-    settle(pid)
+    procfs.settle(pid)
     rows.append(_summary("first page", pid, cpu0, res, n))
     for label in tabs:
         cpu0 = procfs.cpu_seconds(pid)
         res = await asyncio.gather(*(_switch(p, label, timeout_ms) for p in pages))
-        settle(pid)
+        procfs.settle(pid)
         rows.append(_summary(f"switch to {label}", pid, cpu0, res, n))
     for c in contexts:
         await c.close()
@@ -147,7 +134,7 @@ async def run(url: str, pid: int, a) -> dict:
         cpu0 = procfs.cpu_seconds(pid)
         ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
         res = [await _first_page(await ctx.new_page(), url, a.timeout * 1000)]
-        settle(pid)
+        procfs.settle(pid)
         out["warm_up"] = _summary("warm-up (one session)", pid, cpu0, res, 1)
         await ctx.close()
         for w in range(a.waves):

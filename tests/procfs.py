@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import time
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -84,3 +85,17 @@ def listening_sockets(pid: int) -> list[tuple[str, int]]:
 
 def is_loopback(address: str) -> bool:
     return ipaddress.ip_address(address).is_loopback
+
+
+def settle(pid: int, quiet_s: float = 0.02, step: float = 0.25, limit: float = 10.0) -> float:
+    """Wait until ``pid`` is idle (under ``quiet_s`` CPU seconds per ``step`` seconds, at most
+    ``limit`` seconds) and return its CPU seconds then: the work a step caused is all counted."""
+    end = time.monotonic() + limit
+    last = cpu_seconds(pid)
+    while time.monotonic() < end:
+        time.sleep(step)
+        now = cpu_seconds(pid)
+        if now - last < quiet_s:
+            return now
+        last = now
+    return last
