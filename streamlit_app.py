@@ -34,7 +34,7 @@ from views import (  # noqa: E402
     state,
     upload,
 )
-from views.context import ViewContext, load_model  # noqa: E402
+from views.context import ViewContext, import_shared_modules, load_model  # noqa: E402
 
 TABS: list[tuple[str, Callable[[ViewContext], None]]] = [
     ("Manifold grid", manifold.render),
@@ -48,6 +48,11 @@ TABS: list[tuple[str, Callable[[ViewContext], None]]] = [
     ("Model card", model_card.render),
     ("Likelihood", likelihood.render),
 ]
+# Tabs drawn without the shared heavy modules (views.context.import_shared_modules): the first
+# tab of a cold server shows its image without waiting for pandas, scipy and scikit-learn. They
+# must not use pandas-backed elements (st.metric, st.json, st.dataframe, components);
+# tests/test_shared_imports.py checks.
+LIGHT_TABS = ("Manifold grid",)
 
 
 def main() -> None:
@@ -89,8 +94,10 @@ def main() -> None:
     for msg in filter(None, notices):
         st.warning(msg)
     tabs = st.tabs([label for label, _ in TABS], key="view", bind="query-params")
-    for tab, (_label, render) in zip(tabs, TABS):
+    for tab, (label, render) in zip(tabs, TABS):
         if tab.open:
+            if label not in LIGHT_TABS:
+                import_shared_modules()  # once per server; before anything that may import them
             with tab:
                 render(ctx)
 

@@ -3,13 +3,18 @@
 Caching: models, and the decoded test set the neighbours view compares with, are
 ``st.cache_resource`` (one shared object per file and mtime); derived arrays (decoded grids,
 encodings of an upload) are ``st.cache_data`` keyed on the checkpoint's path and mtime plus
-the parameters, so a replaced checkpoint file is never served stale.
+the parameters, so a replaced checkpoint file is never served stale. What does not depend on
+the session (figures, pictures) is computed once per server and shared: with 20 students at
+once, a page view must cost little.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import importlib
 import logging
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +24,39 @@ from explorer import models, neighbors, originals, preprocess
 from explorer.labels import LabelScheme, label_scheme
 from explorer.models import Checkpoint, ModelEntry
 from views import state
+
+# Modules imported lazily, inside functions, by Streamlit (pandas and pyarrow, for st.metric,
+# st.json and components) or by the app (scipy, scikit-learn, scikit-image: directions,
+# attributes, uploads, dataset loading). Two sessions importing such a module for the first time
+# at once can deadlock on Python's per-module import locks; Python then breaks the cycle by
+# handing one of them a half-initialised module ("partially initialized module 'pandas'"). So
+# they are imported here, once, by one thread holding a lock, before any session needs them.
+SHARED_IMPORTS = (
+    "pandas", "pyarrow", "plotly.subplots", "scipy.io", "scipy.ndimage", "scipy.stats", "skimage.filters",
+    "skimage.measure", "skimage.morphology", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection",
+    "threadpoolctl", "tqdm",
+)
+_IMPORT_LOCK = threading.Lock()
+_imported = False
+
+
+def import_shared_modules() -> None:
+    """Import :data:`SHARED_IMPORTS` once per process, one thread at a time (the others wait).
+
+    Call it from the script body, holding no import lock (never from a module's top level),
+    before drawing anything that may use those modules. Then it freezes what is allocated so far
+    (modules, models) out of the garbage collector's scans. Costs nothing once done."""
+    global _imported
+    if _imported:
+        return
+    with _IMPORT_LOCK:
+        if not _imported:
+            for name in SHARED_IMPORTS:
+                importlib.import_module(name)
+            # Everything alive now (modules, loaded models) lives as long as the server: moved to
+            # the permanent generation, it is skipped by every later collection of the heap.
+            gc.freeze()
+            _imported = True
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)

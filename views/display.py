@@ -4,13 +4,25 @@ with its verdict under the prior, and that verdict's wording."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import streamlit as st
+from PIL import Image
 
 from explorer import images, latent
 from views import state
 
 VERDICT_COLOR = {latent.TYPICAL: "green", latent.CLOSE: "blue", latent.UNUSUAL: "orange", latent.FAR: "red"}
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _png(img: np.ndarray, factor: int) -> bytes:
+    """PNG of ``img`` (h, w) upscaled by ``factor``, shared by every session showing the same
+    picture (a default grid, the prior samples): hashing the array costs far less than encoding."""
+    buf = io.BytesIO()
+    Image.fromarray(images.display(img, factor)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def show(img: np.ndarray, caption: str | None = None, target: int = 280, max_factor: int = 8, where=st,
@@ -27,7 +39,7 @@ def show(img: np.ndarray, caption: str | None = None, target: int = 280, max_fac
     if inline:
         box.image(images.png_data_uri(img, f), caption=caption, width="stretch")
     else:
-        box.image(images.display(img, f), caption=caption, output_format="PNG", width="stretch")
+        box.image(_png(np.asarray(img, dtype=np.float32), f), caption=caption, output_format="PNG", width="stretch")
 
 
 def typicality_md(z: np.ndarray, name: str = "||z||²") -> str:

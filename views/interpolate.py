@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 
@@ -31,7 +33,8 @@ def render(ctx: ViewContext) -> None:
     norms = np.linalg.norm(path, axis=1)
     st.caption("||z|| along the path: " + " ".join(f"{v:.2f}" for v in norms))
     c1, c2 = st.columns(2)
-    c1.download_button("Download PNG", images.png_bytes(strip, factor=4), file_name=f"{ctx.name}-interpolation.png",
-                       mime="image/png", key=f"{k}.png", on_click="ignore")
-    c2.download_button("Download GIF", images.gif_bytes(frames, factor=6), file_name=f"{ctx.name}-interpolation.gif",
-                       mime="image/gif", key=f"{k}.gif", on_click="ignore")
+    # Encoded when clicked, not on every rerun.
+    c1.download_button("Download PNG", functools.partial(images.png_bytes, strip, factor=4),
+                       file_name=f"{ctx.name}-interpolation.png", mime="image/png", key=f"{k}.png", on_click="ignore")
+    c2.download_button("Download GIF", functools.partial(images.gif_bytes, frames, factor=6),
+                       file_name=f"{ctx.name}-interpolation.gif", mime="image/gif", key=f"{k}.gif", on_click="ignore")

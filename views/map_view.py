@@ -6,12 +6,31 @@ import numpy as np
 import streamlit as st
 
 from explorer import figures, images, neighbors
+from explorer.labels import label_scheme
 from explorer.originals import originals_for_rows
 from views import state
-from views.context import ViewContext
+from views.context import ViewContext, load_model
 from views.display import show
 
 MAX_SHOWN = 48
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def map_figure(path: str, mtime: float, markers: tuple[tuple[str, float, float, str], ...]):
+    """The map of one checkpoint version with ``markers`` ((name, x, y, role), ...) on top, built
+    once and shared by every session showing the same markers (most show the origin). Shared,
+    so never modified: st.plotly_chart only reads it."""
+    ck, err = load_model(path, mtime)
+    if ck is None:
+        raise RuntimeError(err)
+    scheme = label_scheme(str(ck.meta.get("dataset", "")), ck.meta)
+    return figures.map_figure(ck.arrays["test_embedding"].numpy(), ck.arrays["test_labels"].numpy(), scheme,
+                              markers={m[0]: m[1:] for m in markers})
+
+
+def _marker(name: str, xy: tuple[float, float], role: str) -> tuple[str, float, float, str]:
+    # Rounded to well under a pixel, so nearby points of different sessions share one figure.
+    return (name, round(float(xy[0]), 3), round(float(xy[1]), 3), role)
 
 
 def render(ctx: ViewContext) -> None:
@@ -23,16 +42,16 @@ def render(ctx: ViewContext) -> None:
                 st.error(ctx.problems[key])
         st.info("This checkpoint has no usable map of its test set.")
         return
-    markers = {"current point": (*neighbors.place_on_map(ctx.current_z(), mu, emb), "current")}
+    markers = [_marker("current point", neighbors.place_on_map(ctx.current_z(), mu, emb), "current")]
     enc = ctx.upload_encoding()
     if enc is not None and not isinstance(enc, str):
-        markers["upload"] = (*neighbors.place_on_map(enc[1], mu, emb), "upload")
+        markers.append(_marker("upload", neighbors.place_on_map(enc[1], mu, emb), "upload"))
     how = "the latent plane itself" if ctx.z_dim == 2 else "a 2-D UMAP of the encoded means"
     st.caption(
         f"{len(mu)} test images at their encoded means, drawn on {how}; colour: {ctx.labels.noun}. "
         "Click, or pick box/lasso in the toolbar to select."
     )
-    fig = figures.map_figure(emb, labels, ctx.labels, markers=markers)
+    fig = map_figure(str(ctx.entry.path), ctx.entry.mtime, tuple(markers))
     event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key=f"map.{name}")
     rows = figures.selected_rows(event)
     if not rows:

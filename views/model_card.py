@@ -5,8 +5,29 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer import figures, images, latent, models
-from views.context import ViewContext
+from views.context import ViewContext, load_model
 from views.display import show
+
+
+# Built once per checkpoint version for every session; shared, so never modified (st.plotly_chart
+# only reads a figure).
+@st.cache_resource(show_spinner=False, max_entries=32)
+def card_curves(path: str, mtime: float, all_epochs: bool):
+    """The training curves of one checkpoint version (it has a history)."""
+    ck, err = load_model(path, mtime)
+    if ck is None:
+        raise RuntimeError(err)
+    return figures.training_curves_figure(ck.meta.get("history") or [], all_epochs=all_epochs)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def card_kl(path: str, mtime: float):
+    """KL per latent dimension of one checkpoint version, or None when it cannot be computed."""
+    ck, err = load_model(path, mtime)
+    if ck is None:
+        raise RuntimeError(err)
+    kl = models.kl_per_dim(ck)
+    return None if kl is None else figures.kl_per_dim_figure(kl, latent.active_dims(kl))
 
 
 def _fmt(v) -> str:
@@ -44,13 +65,12 @@ def render(ctx: ViewContext) -> None:
     if hist:
         all_epochs = st.toggle("Fit the curves' axes to every epoch, the first ones included",
                                key=f"card.{ctx.name}.all_epochs") if figures.warmup_epochs(hist) else False
-        st.plotly_chart(figures.training_curves_figure(hist, all_epochs=all_epochs), key=f"card.{ctx.name}.curves")
+        st.plotly_chart(card_curves(str(ctx.entry.path), ctx.entry.mtime, all_epochs), key=f"card.{ctx.name}.curves")
     else:
         st.caption("No training history stored.")
-    kl = models.kl_per_dim(ck)
-    if kl is not None:
-        act = latent.active_dims(kl)
-        st.plotly_chart(figures.kl_per_dim_figure(kl, act), key=f"card.{ctx.name}.kl")
+    kl_fig = card_kl(str(ctx.entry.path), ctx.entry.mtime)
+    if kl_fig is not None:
+        st.plotly_chart(kl_fig, key=f"card.{ctx.name}.kl")
         st.caption("A dimension with KL near 0 is ignored by the decoder (posterior collapse): "
                    "its slider does nothing.")
     seed = st.number_input("Prior samples: seed", 0, 1_000_000, 0, key=f"card.{ctx.name}.seed", width=200)
