@@ -1,0 +1,122 @@
+"""The server as shipped: it listens on loopback only, and several app processes over the same
+checkpoints serve their sessions independently (what a load balancer with sticky sessions needs;
+README "Serving many users"). Everything stays on 127.0.0.1: the tests read the server's
+listening sockets from /proc, they never connect to another address."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tomllib
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from tests import procfs
+from tests.app_server import CHROMIUM, CHROMIUM_ARGS, IMG, ROOT, open_tab, serve, wait_images
+from tests.explorer_fixtures import make_checkpoint
+
+linux_only = pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="reads /proc/PID/net/tcp")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("ckpts")
+    make_checkpoint(d / "mnist-z2.safetensors", "mnist", 2, n_test=200, hidden=(16,))
+    return d
+
+
+def test_shipped_config():
+    cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert cfg["server"]["address"] == "localhost"
+    assert cfg["server"]["fileWatcherType"] == "none"  # the watcher walked .venv under load
+    assert cfg["runner"]["postScriptGC"] is False  # a full collection after every rerun of every user
+
+
+@linux_only
+def test_the_shipped_config_listens_on_loopback_only(tiny_dir):
+    """``streamlit run`` with only the port on the command line (the README's command): every
+    socket the server listens on is a loopback address."""
+    with serve(tiny_dir, shipped_config=True) as url:
+        port = urlparse(url).port
+        pid = procfs.child_pid_with_arg(str(port))
+        sockets = procfs.listening_sockets(pid)
+        assert (port in {p for _, p in sockets}), sockets
+        assert all(procfs.is_loopback(addr) for addr, _ in sockets), f"listens beyond this machine: {sockets}"
+
+
+def _folder_state(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+PANEL = '[data-testid="stTabPanel"]:visible'  # the open tab (the others keep their old content)
+
+
+def _slider_value(page) -> str:
+    return page.locator(f'{PANEL} [data-testid="stSliderThumbValue"]').first.inner_text()
+
+
+def _nudge(page) -> None:
+    """Move the first slider of the open tab one step right and wait for the new image."""
+    before = page.locator(f"{PANEL} {IMG}").first.get_attribute("src")
+    page.locator(f'{PANEL} [data-testid="stSlider"] input[type="range"]').first.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        """([sel, old]) => {
+             const p = [...document.querySelectorAll("[data-testid=stTabPanel]")].find(p => p.getClientRects().length);
+             const i = p && p.querySelector(sel);
+             return i && i.src !== old && i.complete && i.naturalWidth > 0; }""",
+        arg=[IMG, before], timeout=30_000)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM), reason=f"no {CHROMIUM}")
+def test_two_app_processes_serve_sessions_independently(tiny_dir):
+    """Two processes over one checkpoint folder, as behind a load balancer. Each keeps its own
+    sessions: a slider moved on one is not moved on the other; an image one process serves is
+    unknown to the other (so a balancer must keep a browser on one process: sticky sessions);
+    stopping one leaves the other's sessions working; neither writes to the shared folder."""
+    pytest.importorskip("playwright.sync_api")
+    from playwright.sync_api import sync_playwright
+
+    before = _folder_state(tiny_dir)
+    with contextlib.ExitStack() as stack, sync_playwright() as p:
+        server_a = stack.enter_context(contextlib.ExitStack())
+        url_a = server_a.enter_context(serve(tiny_dir))
+        url_b = stack.enter_context(serve(tiny_dir))
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page_a, page_b = (browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in "ab")
+        for page, url in ((page_a, url_a), (page_b, url_b)):
+            page.goto(url)
+            wait_images(page)  # the manifold grid
+        _nudge(page_a)  # A's grid is now 16x16, B's still 15x15
+        assert _slider_value(page_a) == "16" and _slider_value(page_b) == "15"
+        # A's grid is a file in A's memory: B has never heard of it.
+        media = urlparse(page_a.locator(f"{PANEL} {IMG}").first.get_attribute("src")).path
+        assert media.startswith("/media/") and media.endswith(".png")
+        assert _status(url_a + media) == 200 and _status(url_b + media) == 404
+
+        for page in (page_a, page_b):
+            open_tab(page, "Sliders")
+            wait_images(page)
+        _nudge(page_a)
+        assert _slider_value(page_a) == "0.05" and _slider_value(page_b) == "0.00"
+
+        server_a.close()  # stop process A: B's session carries on
+        _nudge(page_b)
+        assert _slider_value(page_b) == "0.05"
+        assert not page_b.locator('[data-testid="stException"]').count()
+        browser.close()
+    assert _folder_state(tiny_dir) == before
