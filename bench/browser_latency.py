@@ -30,7 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from explorer import models  # noqa: E402
 from tests import procfs  # noqa: E402
-from tests.app_server import ARM_SLIDER_TIMER, CHROMIUM, CHROMIUM_ARGS, IMG, open_tab, serve, wait_images  # noqa: E402
+from tests.app_server import ARM_SLIDER_TIMER, CHROMIUM, CHROMIUM_ARGS, IMG, PANEL, serve, wait_images, wait_tab  # noqa: E402
+
+# The in-page timer's promise, or null after 15 s (a press whose image never came).
+LATENCY_JS = "Promise.race([window.__lat, new Promise((r) => setTimeout(() => r(null), 15000))])"
 
 
 def measure(checkpoints: Path, model: str, z_dim: int, loads: int, presses: int) -> dict:
@@ -54,17 +57,23 @@ def measure(checkpoints: Path, model: str, z_dim: int, loads: int, presses: int)
             wait_images(page)
             first.append(page.evaluate("performance.now()"))
             first_cpu.append(procfs.settle(pid) - cpu0)
-        open_tab(page, "Sliders")
-        wait_images(page)
-        page.locator('[data-testid="stSlider"] input[type="range"]').first.focus()
-        slider = []
+        page.locator('[data-testid="stTab"]', has_text="Sliders").first.click()
+        wait_tab(page, "Sliders")
+        page.locator(f'{PANEL} [data-testid="stSlider"] input[type="range"]').first.focus()
+        slider, lost = [], 0
         cpu0 = procfs.settle(pid)
         for i in range(presses):
-            page.evaluate(ARM_SLIDER_TIMER, IMG)
+            page.evaluate(ARM_SLIDER_TIMER, f"{PANEL} {IMG}")
             page.keyboard.press("ArrowRight" if (i // 10) % 2 == 0 else "ArrowLeft")
-            slider.append(page.evaluate("window.__lat"))
+            ms = page.evaluate(LATENCY_JS)
+            if ms is None:
+                lost += 1
+            else:
+                slider.append(ms)
             page.wait_for_timeout(150)
         slider_cpu = (procfs.settle(pid) - cpu0) / presses
+        if not slider:
+            raise RuntimeError(f"{model}: no slider press produced a new image")
         browser.close()
     return {
         "model": model, "z_dim": z_dim, "checkpoints": str(checkpoints),
@@ -73,7 +82,7 @@ def measure(checkpoints: Path, model: str, z_dim: int, loads: int, presses: int)
         "first_image_warm_server_cpu_s": round(statistics.median(first_cpu), 3),
         "slider_to_image_ms": {"median": round(statistics.median(slider), 1), "min": round(min(slider), 1),
                                "max": round(max(slider), 1), "all": [round(v, 1) for v in slider]},
-        "slider_server_cpu_s_per_press": round(slider_cpu, 4),
+        "slider_server_cpu_s_per_press": round(slider_cpu, 4), "slider_presses_without_image": lost,
         "loadavg_1min_before": round(load0, 2), "loadavg_1min_after": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
     }

@@ -36,28 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from explorer import models  # noqa: E402
 from tests import procfs  # noqa: E402
-from tests.app_server import CHROMIUM, CHROMIUM_ARGS, IMG, serve  # noqa: E402
+from tests.app_server import CHROMIUM, CHROMIUM_ARGS, IMG, PANEL, TAB_READY, TAB_READY_JS, serve  # noqa: E402
 
 TABS = ["Manifold grid", "Sliders", "Live", "Map", "Encode an upload", "Draw", "Interpolate", "Directions",
         "Model card"]
-# What shows that a tab's content has arrived (inside the tab panel; an image alone for the rest).
-READY = {
-    "Manifold grid": '[data-testid="stDownloadButton"]',
-    "Sliders": '[data-testid="stSlider"]',
-    "Live": '[data-testid^="stBidiComponent"]',
-    "Map": ".js-plotly-plot .main-svg",
-    "Encode an upload": '[data-testid="stFileUploader"]',
-    "Draw": '[data-testid^="stBidiComponent"]',
-    "Model card": ".js-plotly-plot .main-svg",
-}
-READY_JS = """([label, sel, img]) => {
-  const tab = [...document.querySelectorAll('[data-testid="stTab"]')].find(t => t.textContent.trim() === label);
-  if (!tab || tab.getAttribute('aria-selected') !== 'true') return false;
-  if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
-  const panel = [...document.querySelectorAll('[data-testid="stTabPanel"]')].find(p => p.getClientRects().length);
-  if (!panel || !panel.querySelector(sel) || panel.querySelector('[data-stale="true"]')) return false;
-  return [...panel.querySelectorAll(img)].every(i => i.complete && i.naturalWidth > 0);
-}"""
 FIRST_IMAGE_JS = """(sel) => { const ims = [...document.querySelectorAll(sel)];
   return ims.length > 0 && ims.every(i => i.complete && i.naturalWidth > 0); }"""
 ERRORS_JS = """() => [...document.querySelectorAll('[data-testid="stException"]')]
@@ -85,8 +67,8 @@ async def _first_page(page, url: str, timeout_ms: float):
 async def _switch(page, label: str, timeout_ms: float):
     async def go():
         await page.locator('[data-testid="stTab"]', has_text=label).first.click(timeout=timeout_ms)
-        await page.wait_for_function(READY_JS, arg=[label, READY.get(label, IMG), IMG], timeout=timeout_ms,
-                                     polling=100)
+        await page.wait_for_function(TAB_READY_JS, arg=[label, PANEL, TAB_READY.get(label, IMG), IMG],
+                                     timeout=timeout_ms, polling=100)
     return await _timed(page, go, timeout_ms)
 
 

@@ -10,8 +10,11 @@ from tests.apps.serve import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 ROOT = Path(__file__).resolve().parent.parent
 IMG = '[data-testid="stImage"] img'
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "IMG", "ROOT", "serve", "wait_images", "wait_idle", "open_tab",
-           "ARM_SLIDER_TIMER"]
+# The open tab's panel: closed tabs keep their last content (hidden, without this role) until
+# the next run ends, so a selector meant for the open tab must start with this.
+PANEL = '[data-testid="stTabPanel"][role="tabpanel"]'
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "IMG", "PANEL", "ROOT", "serve", "wait_images", "wait_idle", "open_tab",
+           "wait_tab", "ARM_SLIDER_TIMER"]
 
 
 def serve(checkpoint_dir: Path, timeout: float = 60.0, shipped_config: bool = False):
@@ -41,6 +44,34 @@ def open_tab(page, label: str) -> None:
     page.locator('[data-testid="stTab"]', has_text=label).first.click()
     page.wait_for_timeout(300)
     wait_idle(page)
+
+
+# What shows that a tab's content has arrived (an image for the tabs not listed).
+TAB_READY = {
+    "Manifold grid": '[data-testid="stDownloadButton"]',
+    "Sliders": '[data-testid="stSlider"]',
+    "Live": '[data-testid^="stBidiComponent"]',
+    "Map": ".js-plotly-plot .main-svg",
+    "Encode an upload": '[data-testid="stFileUploader"]',
+    "Draw": '[data-testid^="stBidiComponent"]',
+    "Model card": ".js-plotly-plot .main-svg",
+}
+TAB_READY_JS = """([label, panel, sel, img]) => {
+  const tab = [...document.querySelectorAll('[data-testid="stTab"]')].find(t => t.textContent.trim() === label);
+  if (!tab || tab.getAttribute('aria-selected') !== 'true') return false;
+  if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
+  const p = document.querySelector(panel);
+  if (!p || !p.querySelector(sel) || p.querySelector('[data-stale="true"]')) return false;
+  return [...p.querySelectorAll(img)].every(i => i.complete && i.naturalWidth > 0);
+}"""
+
+
+def wait_tab(page, label: str, timeout: float = 60_000) -> None:
+    """Wait until tab ``label`` is open and drawn: its own element (:data:`TAB_READY`) is in the
+    open panel, nothing there is stale, every image in it is loaded, no script is running.
+    Unlike ``open_tab`` + ``wait_images`` it cannot be fooled by a closed tab's old image."""
+    page.wait_for_function(TAB_READY_JS, arg=[label, PANEL, TAB_READY.get(label, IMG), IMG], timeout=timeout,
+                           polling=100)
 
 
 # In-page timing of "key press on a slider -> decoded image replaced and loaded", in ms.

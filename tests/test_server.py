@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests import procfs
-from tests.app_server import CHROMIUM, CHROMIUM_ARGS, IMG, ROOT, open_tab, serve, wait_images
+from tests.app_server import CHROMIUM, CHROMIUM_ARGS, IMG, PANEL, ROOT, serve, wait_images, wait_tab
 from tests.explorer_fixtures import make_checkpoint
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="reads /proc/PID/net/tcp")
@@ -61,9 +61,6 @@ def _status(url: str) -> int:
         return e.code
 
 
-PANEL = '[data-testid="stTabPanel"]:visible'  # the open tab (the others keep their old content)
-
-
 def _slider_value(page) -> str:
     return page.locator(f'{PANEL} [data-testid="stSliderThumbValue"]').first.inner_text()
 
@@ -74,11 +71,8 @@ def _nudge(page) -> None:
     page.locator(f'{PANEL} [data-testid="stSlider"] input[type="range"]').first.focus()
     page.keyboard.press("ArrowRight")
     page.wait_for_function(
-        """([sel, old]) => {
-             const p = [...document.querySelectorAll("[data-testid=stTabPanel]")].find(p => p.getClientRects().length);
-             const i = p && p.querySelector(sel);
-             return i && i.src !== old && i.complete && i.naturalWidth > 0; }""",
-        arg=[IMG, before], timeout=30_000)
+        "([sel, old]) => { const i = document.querySelector(sel); return i && i.src !== old && i.complete; }",
+        arg=[f"{PANEL} {IMG}", before], timeout=30_000)
 
 
 @pytest.mark.slow
@@ -109,8 +103,8 @@ def test_two_app_processes_serve_sessions_independently(tiny_dir):
         assert _status(url_a + media) == 200 and _status(url_b + media) == 404
 
         for page in (page_a, page_b):
-            open_tab(page, "Sliders")
-            wait_images(page)
+            page.locator('[data-testid="stTab"]', has_text="Sliders").first.click()
+            wait_tab(page, "Sliders")
         _nudge(page_a)
         assert _slider_value(page_a) == "0.05" and _slider_value(page_b) == "0.00"
 
