@@ -70,6 +70,11 @@ def test_build_matches_the_in_memory_loader(tmp_path, workers):
     folder = tmp_path / "imgs"
     make_folder(folder)  # assorted formats and modes plus one broken file
     make_pngs(folder / "b_class" / "more", counts=(("x", 70),), loose=0)  # enough files for the process pool
+    make_pngs(folder / "a_class", counts=(("a", 2), ("a.b", 2)), loose=2)  # 'a/..' before 'a.b/..' before 'a.png'
+    (folder / "a_class" / ".hidden.png").write_bytes((folder / "a_class" / "red.png").read_bytes())
+    (folder / "a_class" / "link.png").symlink_to(folder / "a_class" / "red.png")  # followed, like rglob
+    (folder / "a_class" / "linked_dir").symlink_to(folder / "b_class" / "more")  # not descended, like rglob
+    (folder / "c_link").symlink_to(folder / "b_class" / "nested")  # a class folder that is a symlink
     with pytest.warns(DataWarning, match=r"skipped 1 unreadable.*broken\.png") as rec:
         ds = open_folder_dataset(folder, (28, 24), test_fraction=0.2, seed=5, cache_dir=tmp_path / "c",
                                  workers=workers, progress=False)

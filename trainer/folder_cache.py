@@ -99,35 +99,48 @@ def _converter_id() -> str:
     return hashlib.sha256(src.encode()).hexdigest()[:16]
 
 
+def _scan(folder: str, rel: str, recursive: bool, out: list[tuple[str, int, int]]) -> None:
+    """Append (relative path with NUL separators, size, mtime_ns) of the visible image files under
+    ``folder``: ``Path.rglob`` semantics (file symlinks followed, directory symlinks not descended,
+    unreadable folders skipped) at scandir speed, one stat per file."""
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except PermissionError:
+        return
+    for e in entries:
+        if e.name.startswith("."):
+            continue
+        if e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS:
+            try:
+                st = e.stat()
+                out.append((rel + e.name, st.st_size, st.st_mtime_ns))
+            except OSError:  # vanished since the listing: its decode fails and it is reported as skipped
+                out.append((rel + e.name, -1, -1))
+        elif recursive and e.is_dir(follow_symlinks=False):
+            _scan(e.path, rel + e.name + "\0", True, out)
+
+
 def list_folder(root: Path, size_hw: tuple[int, int]) -> FolderListing:
-    """List ``root`` as ``load_image_folder`` does (hidden parts skipped, sorted, one class per sub-folder)
-    and hash the listing with each file's size and mtime into the cache key."""
-
-    def visible(p: Path) -> bool:
-        return not any(part.startswith(".") for part in p.relative_to(root).parts)
-
-    def images_in(folder: Path, recursive: bool) -> list[Path]:
-        it = folder.rglob("*") if recursive else folder.iterdir()
-        return sorted(p for p in it if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and visible(p))
-
-    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and visible(d)), key=lambda d: d.name)
-    entries: list[tuple[Path, int]] = [(p, -1) for p in images_in(root, recursive=False)]
-    for ci, d in enumerate(class_dirs):
-        entries += [(p, ci) for p in images_in(d, recursive=True)]
-    names = [d.name for d in class_dirs]
-    key = hashlib.sha256(json.dumps(["vae-folder-cache", FORMAT_VERSION, _converter_id(), size_hw, names]).encode())
-    files = []
-    for p, _ in entries:
-        rel = p.relative_to(root).as_posix()
-        try:
-            st = p.stat()
-            stamp = (st.st_size, st.st_mtime_ns)
-        except OSError:  # vanished since the listing: its decode fails and it is reported as skipped
-            stamp = (-1, -1)
-        key.update(json.dumps([rel, *stamp]).encode() + b"\n")
-        files.append(rel)
-    labels = np.array([lab for _, lab in entries], dtype=np.int64)
-    return FolderListing(root, files, labels, names or None, key.hexdigest()[:32])
+    """List ``root`` as ``load_image_folder`` does (hidden names skipped, sorted by path, one class per
+    sub-folder, images directly in ``root`` labelled -1) and hash the listing with each file's size and
+    mtime into the cache key (about 6 us per file here; 25 us through pathlib)."""
+    with os.scandir(root) as it:
+        class_dirs = sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
+    head = ["vae-folder-cache", FORMAT_VERSION, _converter_id(), size_hw, class_dirs]
+    key = hashlib.sha256(json.dumps(head).encode())
+    files: list[str] = []
+    counts = []
+    for ci, name in enumerate([None, *class_dirs]):
+        found: list[tuple[str, int, int]] = []
+        _scan(str(root if name is None else root / name), "" if name is None else name + "\0", ci > 0, found)
+        found.sort()  # NUL sorts below every character a name can hold: the order of Path objects
+        for rel, size, mtime in found:
+            key.update(f"{rel}\0{size}\0{mtime}\n".encode())  # unambiguous: names hold no NUL, numbers no newline
+            files.append(rel.replace("\0", "/"))
+        counts.append(len(found))
+    labels = np.repeat(np.arange(-1, len(class_dirs), dtype=np.int64), counts)
+    return FolderListing(root, files, labels, class_dirs or None, key.hexdigest()[:32])
 
 
 # --------------------------------------------------------------------------- build
