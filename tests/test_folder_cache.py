@@ -336,18 +336,22 @@ def test_reader_is_a_memory_map_and_batches_match_the_in_memory_path(tmp_path):
     assert isinstance(x, BatchInput) and x.shape == (len(ds.train_x), SIZE[0] * SIZE[1])
     whole = model_input(ds.train_x.load())  # what the trainer does today: the whole set as floats
     assert isinstance(whole, torch.Tensor) and whole.dtype == torch.float32
+    mapped = BatchInput(MemmapImages(ds.train_x.images, ds.train_x.rows, reader="map"))
     gen = torch.Generator().manual_seed(0)
-    tiny = BatchInput(ds.train_x, release_bytes=1)  # releases the map after every batch
     for _ in range(5):
-        idx = torch.randint(0, len(x), (37,), generator=gen)  # unsorted, with repeats
-        assert torch.equal(x[idx], whole[idx]) and torch.equal(tiny[idx], whole[idx])
+        idx = torch.randint(0, len(x), (37,), generator=gen)  # unsorted, with repeats and runs
+        idx[5:15] = torch.arange(20, 30)
+        assert torch.equal(x[idx], whole[idx]) and torch.equal(mapped[idx], whole[idx])
     perm = torch.randperm(len(x), generator=gen)
     assert torch.equal(x[perm[10:20]], whole[perm[10:20]]) and torch.equal(x[3:9], whole[3:9])
-    assert torch.equal(ds.train_x[5], ds.train_x.load()[5])
+    assert torch.equal(x[7], whole[7]) and torch.equal(ds.train_x[5], ds.train_x.load()[5])
+    assert x[torch.arange(0)].shape == (0, SIZE[0] * SIZE[1])
     blob = pickle.dumps(ds.train_x)  # file name and rows, never the pixels
     assert len(blob) < ds.train_x.rows.nbytes + 1000
     back = pickle.loads(blob)
     assert isinstance(back.images, np.memmap) and torch.equal(back.load(), ds.train_x.load())
+    with pytest.raises(ValueError, match="reader must be one of"):
+        MemmapImages(images, reader="read-everything")
 
 
 def _open_in_child(folder, cache, queue):
