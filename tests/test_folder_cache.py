@@ -211,6 +211,9 @@ def test_bad_arguments_and_a_full_disk_are_one_line_errors(tmp_path, monkeypatch
         open_folder_dataset(tmp_path / "imgs", (0, 5), cache_dir=tmp_path / "c")
     with pytest.raises(DataError, match="test_fraction"):
         open_folder_dataset(tmp_path / "imgs", SIZE, test_fraction=1.0, cache_dir=tmp_path / "c")
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(DataError, match=r"cannot write the image cache \((FileExistsError|NotADirectoryError)"):
+        open_folder_dataset(tmp_path / "imgs", SIZE, cache_dir=tmp_path / "a_file")
     monkeypatch.setattr(folder_cache.shutil, "disk_usage", lambda p: type("U", (), {"free": 10})())
     with pytest.raises(DataError, match=r"GB needed for the image cache.*pass another cache_dir"):
         open_folder_dataset(tmp_path / "imgs", SIZE, cache_dir=tmp_path / "c")

@@ -414,15 +414,19 @@ def open_folder_dataset(
     path = home / (prefix + listing.key)
     cache, built = read_cache(path, listing.key, size_hw), False
     if cache is None:
-        with _locked(home):
-            cache = read_cache(path, listing.key, size_hw)  # another process may have built it meanwhile
-            if cache is None:
-                _remove_stale(home, prefix)
-                _build(listing, size_hw, path, workers or len(os.sched_getaffinity(0)), progress)
-                built = True
-                cache = read_cache(path, listing.key, size_hw)
+        try:
+            with _locked(home):
+                cache = read_cache(path, listing.key, size_hw)  # another process may have built it meanwhile
                 if cache is None:
-                    raise DataError(f"{path}: the cache just built does not read back; is the disk full?")
+                    _remove_stale(home, prefix)
+                    _build(listing, size_hw, path, workers or len(os.sched_getaffinity(0)), progress)
+                    built = True
+                    cache = read_cache(path, listing.key, size_hw)
+        except OSError as e:  # the folder's own files cannot raise here: their errors are per-file skips
+            raise DataError(f"{home}: cannot write the image cache ({type(e).__name__}: {data._one_line(e)}); "
+                            "pass another cache_dir or set VAE_CACHE_DIR") from None
+        if cache is None:
+            raise DataError(f"{path}: the cache just built does not read back; was it changed meanwhile?")
     images, labels, meta = cache
     _warn_skipped(root, meta["skipped"])
     return _split(root, images, labels, meta, test_fraction, seed, path, built)
