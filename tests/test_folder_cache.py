@@ -90,7 +90,7 @@ def test_unchanged_folder_is_reused_without_decoding(tmp_path, monkeypatch):
     first = open_quiet(tmp_path / "imgs", tmp_path)
     calls = []
     real = folder_cache._decode
-    monkeypatch.setattr(folder_cache, "_decode", lambda raw, size: calls.append(1) or real(raw, size))
+    monkeypatch.setattr(folder_cache, "_decode", lambda fp, size: calls.append(1) or real(fp, size))
     again = open_quiet(tmp_path / "imgs", tmp_path, workers=1)
     assert first.built and not again.built and calls == []
     assert again.cache_path == first.cache_path
@@ -225,11 +225,11 @@ def test_interrupted_build_leaves_nothing_trusted(tmp_path, monkeypatch, workers
     make_pngs(folder)
     real, calls = folder_cache._decode, []
 
-    def interrupted(raw, size):  # Ctrl-C part-way (in each worker, for the pool)
+    def interrupted(fp, size):  # Ctrl-C part-way (in each worker, for the pool)
         calls.append(1)
         if len(calls) == 40:
             raise KeyboardInterrupt
-        return real(raw, size)
+        return real(fp, size)
 
     monkeypatch.setattr(folder_cache, "_decode", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -250,10 +250,10 @@ def test_killed_build_is_never_trusted(tmp_path):
     script = (
         "import os, sys; from trainer import folder_cache as fc\n"
         "real, n = fc._decode, [0]\n"
-        "def dying(raw, size):\n"
+        "def dying(fp, size):\n"
         "    n[0] += 1\n"
         "    if n[0] == 60: os._exit(9)\n"
-        "    return real(raw, size)\n"
+        "    return real(fp, size)\n"
         "fc._decode = dying\n"
         "fc.open_folder_dataset(sys.argv[1], (8, 6), cache_dir=sys.argv[2], workers=1, progress=False)\n"
     )

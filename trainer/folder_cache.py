@@ -30,7 +30,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import inspect
-import io
 import json
 import math
 import multiprocessing
@@ -46,6 +45,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -59,10 +59,10 @@ CHUNK_FILES = 256  # files per task: big enough to amortise the IPC, small enoug
 _COPY_BYTES = 16 << 20
 
 
-def _decode(raw: bytes, size_hw: tuple[int, int]) -> np.ndarray:
-    """An image file's bytes -> (H, W) uint8 grey: trainer.data's folder conversion. The one call to it
+def _decode(fp: BinaryIO, size_hw: tuple[int, int]) -> np.ndarray:
+    """An open image file -> (H, W) uint8 grey: trainer.data's folder conversion. The one call to it
     here; ``_CONVERTER`` names the functions whose source enters the key (a changed conversion rebuilds)."""
-    return data._load_image(io.BytesIO(raw), size_hw)
+    return data._load_image(fp, size_hw)
 
 
 _CONVERTER = (data._load_image, data._to_gray)
@@ -174,14 +174,15 @@ def _decode_chunk(bounds: tuple[int, int]) -> tuple[int, np.ndarray, list[bytes]
     for i in range(start, stop):
         rel = _JOB["files"][i]
         try:
-            raw = (_JOB["root"] / rel).read_bytes()
-            block[i - start] = _decode(raw, (h, w))
+            with open(_JOB["root"] / rel, "rb") as f:  # streamed: a huge file never sits in memory whole
+                block[i - start] = _decode(f, (h, w))
+                f.seek(0)
+                digests.append(hashlib.file_digest(f, "sha256").digest())
         except Exception as e:  # Pillow raises OSError, ValueError, SyntaxError, DecompressionBombError, ...
             errors.append(f"{rel} ({type(e).__name__}: {data._one_line(e)})")
             digests.append(b"")
             continue
         ok[i - start] = True
-        digests.append(hashlib.sha256(raw).digest())
     _pwrite_all(_JOB["fd"], block, _JOB["offset"] + start * h * w)
     return start, ok, digests, errors
 
