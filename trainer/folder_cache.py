@@ -34,10 +34,10 @@ import json
 import math
 import multiprocessing
 import os
+import secrets
 import shutil
 import signal
 import sys
-import tempfile
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -52,6 +52,7 @@ import torch
 
 from trainer import data
 from trainer.data import IMAGE_EXTENSIONS, DataError, DataWarning
+from trainer.fileio import fsync_dir
 from trainer.memmap_images import MemmapImages
 
 FORMAT_VERSION = 1
@@ -65,7 +66,7 @@ def _decode(fp: BinaryIO, size_hw: tuple[int, int]) -> np.ndarray:
     return data._load_image(fp, size_hw)
 
 
-_CONVERTER = (data._load_image, data._to_gray)
+_CONVERTER = (data._load_image, data.to_gray)
 
 
 def default_cache_dir() -> Path:
@@ -261,7 +262,8 @@ def _build(listing: FolderListing, size_hw: tuple[int, int], dest: Path, workers
         raise DataError(f"{dest.parent}: {n * h * w / 1e9:.2f} GB needed for the image cache, "
                         f"{free / 1e9:.2f} GB free; pass another cache_dir")
     t0 = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest.parent))
+    tmp = dest.parent / f".tmp-{secrets.token_hex(8)}"
+    tmp.mkdir()  # mode 0777 less the umask, as any folder (mkdtemp would make it private)
     try:
         full = np.lib.format.open_memmap(tmp / "all.npy", mode="w+", dtype=np.uint8, shape=(n, h, w))
         offset = full.offset  # created sparse; the workers write their rows at their place
@@ -286,19 +288,13 @@ def _build(listing: FolderListing, size_hw: tuple[int, int], dest: Path, workers
                 "build_seconds": round(time.perf_counter() - t0, 3)}
         (tmp / "meta.json").write_text(json.dumps(meta))
         for f in ("images.npy", "labels.npy", "meta.json"):
-            data._fsync_dir(tmp / f)  # best-effort open + fsync: works on files too
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a cache folder is as readable as any other
+            with open(tmp / f, "rb") as fh:
+                os.fsync(fh.fileno())
         os.rename(tmp, dest)
-        data._fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _warn_skipped(root: Path, skipped: list[str]) -> None:
