@@ -29,6 +29,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -280,6 +281,7 @@ def main() -> None:
         fn = {"build": phase_open, "reopen": phase_open, "loader": phase_loader, "train": phase_train}[args.phase]
         print(json.dumps(fn(args)))
         return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill (or `timeout`) still deletes the folder
     work = Path(tempfile.mkdtemp(prefix="vae-foldercache-bench-", dir=args.tmp))
     args.folder, args.cache = work / "images", work / "cache"
     try:
