@@ -6,6 +6,7 @@ pixels, labels, label names, split and content hash. All caches go to tmp_path (
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import pickle
@@ -309,6 +310,23 @@ def test_damaged_cache_is_rebuilt_not_trusted(tmp_path, damage, seed):
     again = open_quiet(tmp_path / "imgs", tmp_path)
     assert again.built and again.cache_path == first.cache_path
     assert_same_as_loader(again, tmp_path / "imgs")
+
+
+@pytest.mark.parametrize("field", ["format", "version", "key", "image_size", "n_images", "label_names", "skipped",
+                                   "content_sha256"])
+def test_cache_meta_with_a_missing_or_mistyped_field_is_rebuilt(tmp_path, field):
+    make_pngs(tmp_path / "imgs")
+    path = open_quiet(tmp_path / "imgs", tmp_path).cache_path
+    for value in ("<deleted>", None, 5, "x", [[1]]):
+        meta = json.loads((path / "meta.json").read_text())
+        if value == "<deleted>":
+            del meta[field]
+        else:
+            meta[field] = value
+        (path / "meta.json").write_text(json.dumps(meta))
+        again = open_quiet(tmp_path / "imgs", tmp_path)
+        assert again.built, (field, value)
+        assert_same_as_loader(again, tmp_path / "imgs")
 
 
 @pytest.mark.parametrize("world_size", [2, 3])

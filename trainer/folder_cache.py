@@ -303,23 +303,31 @@ def _warn_skipped(root: Path, skipped: list[str]) -> None:
         warnings.warn(f"{root}: skipped {len(skipped)} unreadable image file(s): {shown}", DataWarning, stacklevel=3)
 
 
-def read_cache(path: Path, key: str | None = None,
+def read_cache(path: Path, listing: FolderListing | None = None,
                size_hw: tuple[int, int] | None = None) -> tuple[np.memmap, np.ndarray, dict] | None:
     """``(images, labels, meta)`` of the cache folder ``path``: ``images`` a read-only np.memmap
-    (N, H, W) uint8, ``labels`` (N,) int64. None when it is missing, from another key or size, or
-    damaged in a way that can be seen without reading the pixels (a damaged cache is rebuilt)."""
+    (N, H, W) uint8, ``labels`` (N,) int64. None when it is missing, of another listing or size, or
+    damaged in a way that shows without reading the pixels (a damaged cache is rebuilt, never used)."""
     try:
         meta = json.loads((path / "meta.json").read_text())
         images = np.load(path / "images.npy", mmap_mode="r")
         labels = np.load(path / "labels.npy", mmap_mode="r")
     except (OSError, ValueError):  # missing, truncated, not JSON, not .npy, object arrays, ...
         return None
+
+    def strings(v) -> bool:
+        return isinstance(v, list) and all(isinstance(s, str) for s in v)
+
     try:
         n, (h, w) = int(meta["n_images"]), meta["image_size"]
         good = (meta["format"] == "vae-folder-cache" and meta["version"] == FORMAT_VERSION
-                and (key is None or meta["key"] == key) and (size_hw is None or [h, w] == list(size_hw))
+                and (listing is None or (meta["key"], meta["label_names"], meta["n_files"])
+                     == (listing.key, listing.label_names, len(listing.files)))
+                and (size_hw is None or [h, w] == list(size_hw))
+                and (meta["label_names"] is None or strings(meta["label_names"])) and strings(meta["skipped"])
+                and isinstance(meta["content_sha256"], str) and len(meta["content_sha256"]) == 64
                 and isinstance(images, np.memmap) and images.dtype == np.uint8 and images.shape == (n, h, w)
-                and labels.dtype == np.int64 and labels.shape == (n,) and isinstance(meta["skipped"], list))
+                and labels.dtype == np.int64 and labels.shape == (n,))
     except (KeyError, TypeError, ValueError):
         return None
     return (images, np.array(labels), meta) if good else None
@@ -349,8 +357,8 @@ class FolderDataset:
 def folder_cache_home(root: Path, cache_dir: str | os.PathLike | None = None) -> Path:
     """The folder holding ``root``'s caches: ``<cache_dir>/folders/<name>-<hash of the absolute path>``."""
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    resolved = str(root.resolve())
-    return base / "folders" / f"{root.resolve().name or 'root'}-{hashlib.sha256(resolved.encode()).hexdigest()[:12]}"
+    resolved = root.resolve()
+    return base / "folders" / f"{resolved.name or 'root'}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:12]}"
 
 
 @contextmanager
@@ -409,16 +417,16 @@ def open_folder_dataset(
     home = folder_cache_home(root, cache_dir)
     prefix = f"{size_hw[0]}x{size_hw[1]}-"
     path = home / (prefix + listing.key)
-    cache, built = read_cache(path, listing.key, size_hw), False
+    cache, built = read_cache(path, listing, size_hw), False
     if cache is None:
         try:
             with _locked(home):
-                cache = read_cache(path, listing.key, size_hw)  # another process may have built it meanwhile
+                cache = read_cache(path, listing, size_hw)  # another process may have built it meanwhile
                 if cache is None:
                     _remove_stale(home, prefix)
                     _build(listing, size_hw, path, workers or len(os.sched_getaffinity(0)), progress)
                     built = True
-                    cache = read_cache(path, listing.key, size_hw)
+                    cache = read_cache(path, listing, size_hw)
         except OSError as e:  # the folder's own files cannot raise here: their errors are per-file skips
             raise DataError(f"{home}: cannot write the image cache ({type(e).__name__}: {data._one_line(e)}); "
                             "pass another cache_dir or set VAE_CACHE_DIR") from None

@@ -12,7 +12,7 @@ OS page cache and cost the same CPU per training step, but mapped pages count to
 on this machine (Linux 6.18, ext4 with large folios) a fault maps a whole folio, so a few random batches
 map most of the file (one batch of 128 rows mapped 130 MB of a 150 MB cache), and MADV_DONTNEED cannot
 hold that down. Positioned reads keep RSS at the batch. Measured over one epoch of 180,000 images
-(bench/results/folder_cache.txt): peak RSS growth 68 MiB with pread, 207 MiB with map, 731 MiB with the
+(bench/results/folder_cache.txt): peak RSS growth 68 MiB with pread, 209 MiB with map, 732 MiB with the
 whole set in memory as floats; the cache is 150 MiB.
 
 Under DistributedDataParallel a rank either trains on ``train_x.shard(rank, world_size)`` or takes its
