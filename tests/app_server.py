@@ -1,5 +1,7 @@
-"""Serving the app on 127.0.0.1 and driving Debian's chromium, for the browser test and the
-browser benchmark (``bench/browser_latency.py``). Never `playwright install`."""
+"""Driving the app (``streamlit_app.py``) in Debian's chromium: serve it on 127.0.0.1, open a
+tab, wait for images, for a tab to be drawn or for the app to be idle. Used by the browser tests
+(through the fixtures in tests/conftest.py) and the browser benchmarks (``bench/browser_latency.py``,
+``bench/load.py``). Never ``playwright install``."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ IMG = '[data-testid="stImage"] img'
 # The open tab's panel: closed tabs keep their last content (hidden, without this role) until
 # the next run ends, so a selector meant for the open tab must start with this.
 PANEL = '[data-testid="stTabPanel"][role="tabpanel"]'
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "IMG", "PANEL", "ROOT", "serve", "wait_images", "wait_idle", "open_tab",
-           "wait_tab", "ARM_SLIDER_TIMER"]
+__all__ = ["ARM_SLIDER_TIMER", "CHROMIUM", "CHROMIUM_ARGS", "IMG", "PANEL", "ROOT", "open_tab", "serve",
+           "wait_idle", "wait_images", "wait_tab"]
 
 
 def serve(checkpoint_dir: Path, timeout: float = 60.0, shipped_config: bool = False):
@@ -24,26 +26,41 @@ def serve(checkpoint_dir: Path, timeout: float = 60.0, shipped_config: bool = Fa
                             timeout=timeout, shipped_config=shipped_config)
 
 
-def wait_images(page, n: int = 1, timeout: float = 30_000) -> None:
-    """Wait until at least ``n`` st.image images are loaded."""
+def wait_images(scope, n: int = 1, timeout: float = 30_000) -> None:
+    """Wait until at least ``n`` st.image images are loaded in ``scope``: a page, or a locator
+    such as the open tab's panel (:func:`open_tab`), so that images a closed tab keeps until
+    the run ends are not counted."""
+    page, root = (scope, None) if hasattr(scope, "goto") else (scope.page, scope.element_handle(timeout=timeout))
     page.wait_for_function(
-        """([sel, n]) => { const ims = [...document.querySelectorAll(sel)];
+        """([root, sel, n]) => { const ims = [...(root || document).querySelectorAll(sel)];
              return ims.length >= n && ims.every(i => i.complete && i.naturalWidth > 0); }""",
-        arg=[IMG, n], timeout=timeout, polling="raf",
+        arg=[root, IMG, n], timeout=timeout, polling="raf",
     )
+
+
+# The app's script run state, which Streamlit's page keeps on its root element: "running" from the
+# moment a widget asks for a rerun (set in the page, so there is no gap to race), "notRunning" after.
+IDLE_JS = """() => { const app = document.querySelector('[data-testid="stApp"]');
+  return app && app.dataset.testScriptState === 'notRunning'
+         && !document.querySelector('[data-testid="stStatusWidget"]'); }"""
 
 
 def wait_idle(page, timeout: float = 30_000) -> None:
-    """Wait until the app is not running a script (the status widget is gone)."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout, polling=100
-    )
+    """Wait until the app is not running a script and shows no status widget."""
+    page.wait_for_function(IDLE_JS, timeout=timeout, polling=100)
 
 
-def open_tab(page, label: str) -> None:
-    page.locator('[data-testid="stTab"]', has_text=label).first.click()
-    page.wait_for_timeout(300)
+def open_tab(page, label: str):
+    """Click the app's tab named ``label`` and return a locator of its open panel; look things
+    up inside it, not in the whole page (closed tabs keep their old content until a run ends)."""
+    from playwright.sync_api import expect
+
+    tab = page.get_by_role("tab", name=label, exact=True)
+    wait_idle(page)  # a click during a rerun can be undone when the rerun's own tab state arrives
+    tab.click()
+    expect(tab).to_have_attribute("aria-selected", "true")
     wait_idle(page)
+    return page.locator(f'{PANEL}[id="{tab.get_attribute("aria-controls")}"]')
 
 
 # What shows that a tab's content has arrived (an image for the tabs not listed).
@@ -80,7 +97,8 @@ ARM_SLIDER_TIMER = """
 (sel) => { window.__lat = new Promise((resolve) => {
   let t0 = null, done = false;
   const old = document.querySelector(sel)?.src;
-  document.addEventListener('keydown', () => { if (t0 === null) t0 = performance.now(); }, {capture: true, once: true});
+  document.addEventListener('keydown', () => { if (t0 === null) t0 = performance.now(); },
+                            {capture: true, once: true});
   const check = () => {
     const img = document.querySelector(sel);
     if (!done && t0 !== null && img && img.src !== old && img.complete && img.naturalWidth > 0) {

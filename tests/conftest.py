@@ -1,17 +1,68 @@
-"""Shared pytest fixtures. Keep this small: fixtures used by several test files only."""
+"""Shared pytest fixtures and hooks: fixtures used by several test files only.
+
+Data
+    ``shared_data_dir`` (session): the datasets folder; tests that need it skip when it is absent.
+
+Real-browser tests (Debian's /usr/bin/chromium driven by python playwright; helpers in
+tests/app_server.py). One server per app and one browser serve the whole test session; each
+test gets its own page. A test that uses any of these fixtures is marked ``slow`` by
+:func:`pytest_collection_modifyitems` (so ``-m "not slow"`` skips it) and skips where chromium
+or playwright is missing.
+
+    ``browser_checkpoints`` (session): the folder both servers read, with ``.names`` (display
+        order: the first is the app's default) and ``.shipped``. The shipped ``checkpoints/``
+        when every one loads with the app's arrays and a Frey Face one carries a smile
+        direction; else tiny random ones built once (mnist-z2; mnist-z20 and frey-z10 of the
+        shipped sizes, frey-z10 with a smile direction).
+    ``app_url`` (session): base URL of ``streamlit_app.py`` served on 127.0.0.1 over them.
+    ``live_app_url`` (session): the same for ``tests/apps/live_app.py`` (Live tab and drawing pad alone).
+    ``browser`` (session): one headless chromium.
+    ``page`` (function): a fresh browser context and page (viewport 1400x1000); the test fails
+        if the page raised a JavaScript error.
+    ``screenshot`` (session): ``screenshot(page, "name")`` saves ``name.png`` once the app is
+        idle, into a temporary folder; with ``pytest --refresh-screenshots`` (shipped checkpoints
+        only) into docs/screenshots/, which a plain test run never writes.
+
+A new browser test file needs no fixtures of its own::
+
+    from tests.app_server import open_tab, wait_images
+
+    def test_something(app_url, page, screenshot):
+        page.goto(f"{app_url}/?model=mnist-z2")
+        panel = open_tab(page, "Encode an upload")  # look things up inside the open tab
+        wait_images(panel)
+        screenshot(page, "encode-upload")
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
+BROWSER_FIXTURES = {"browser", "page", "app_url", "live_app_url", "screenshot"}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--refresh-screenshots", action="store_true",
+                     help="browser tests write their screenshots to docs/screenshots/ (needs the shipped checkpoints)")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: real-data or long-running tests (CI runs them too)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before the mark plugin deselects by -m
+def pytest_collection_modifyitems(config, items):
+    """Every test that drives a browser is slow, whatever its file says."""
+    for item in items:
+        if BROWSER_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +77,121 @@ def shared_data_dir() -> Path:
         if c.is_dir():
             return c.resolve()
     pytest.skip(f"no dataset folder: set VAE_DATA_DIR or provide {candidates[-1]}")
+
+
+# ---- real-browser tests ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BrowserCheckpoints:
+    folder: Path
+    names: list[str]  # display order; names[0] is the app's default model
+    shipped: bool
+
+
+def _shipped_ready() -> list[str]:
+    """Names of the shipped checkpoints (display order) if every one loads and carries the app's
+    arrays and a Frey Face one has a smile direction, else []."""
+    from explorer import models
+
+    entries = models.discover(PROJECT_ROOT / "checkpoints")
+    smile = False
+    for e in entries:
+        ck, _ = models.load(e.path) if e.ok else (None, None)
+        if ck is None or models.check_arrays(ck):
+            return []
+        smile |= e.dataset == "frey" and "direction.smile.mean_difference" in ck.arrays
+    return [e.name for e in models.display_order(entries)] if smile else []
+
+
+def _build_tiny(folder: Path) -> list[str]:
+    """Random checkpoints with the app's arrays: mnist-z2, and mnist-z20 and frey-z10 with the
+    shipped architectures (so the browser decoder meets their sizes and tanh); frey-z10 carries
+    a smile direction for the Directions tab."""
+    from tests.explorer_fixtures import make_checkpoint
+    from trainer.directions import store_directions, unit
+
+    make_checkpoint(folder / "mnist-z2.safetensors", "mnist", 2, n_test=500, hidden=(32,))
+    make_checkpoint(folder / "mnist-z20.safetensors", "mnist", 20, n_test=100, hidden=(512, 256), seed=1)
+    frey = make_checkpoint(folder / "frey-z10.safetensors", "frey", 10, n_test=100, hidden=(200,), seed=2,
+                           activation="tanh")
+    g = np.random.default_rng(0)
+    store_directions(frey, {"smile.mean_difference": unit(g.standard_normal(10)).astype(np.float32)},
+                     {"smile": {"mean_difference": {"label": "Smile", "kind": "binary", "spread": 1.0,
+                                                    "quality": {"accuracy": 0.8, "auc": 0.9, "majority": 0.75}}}})
+    return ["mnist-z2", "mnist-z20", "frey-z10"]
+
+
+@pytest.fixture(scope="session")
+def browser_checkpoints(tmp_path_factory) -> BrowserCheckpoints:
+    names = _shipped_ready()
+    if names:
+        return BrowserCheckpoints(PROJECT_ROOT / "checkpoints", names, True)
+    folder = tmp_path_factory.mktemp("browser-checkpoints")
+    return BrowserCheckpoints(folder, _build_tiny(folder), False)
+
+
+@pytest.fixture(scope="session")
+def app_url(browser_checkpoints) -> str:
+    from tests.app_server import serve
+
+    with serve(browser_checkpoints.folder) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def live_app_url(browser_checkpoints) -> str:
+    from tests.apps.serve import streamlit_server
+
+    app = PROJECT_ROOT / "tests" / "apps" / "live_app.py"
+    with streamlit_server(app, env={"VAE_CHECKPOINT_DIR": str(browser_checkpoints.folder)}) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from tests.apps.serve import browser_missing, launch
+
+    why = browser_missing()
+    if why:
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:  # one sync_playwright() may run at a time: hence one per session
+        b = launch(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    ctx.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture(scope="session")
+def screenshot(request, browser_checkpoints, tmp_path_factory):
+    """``screenshot(page, name)``: wait until the app is idle, then save ``<folder>/<name>.png``
+    (a temporary folder, or docs/screenshots/ with ``--refresh-screenshots``); returns the path."""
+    from tests.app_server import wait_idle
+
+    if request.config.getoption("--refresh-screenshots"):
+        if not browser_checkpoints.shipped:
+            pytest.fail("--refresh-screenshots needs the shipped checkpoints in checkpoints/ (with their arrays)")
+        folder = SCREENSHOTS
+    else:
+        folder = tmp_path_factory.mktemp("screenshots")
+
+    def take(pg, name: str) -> Path:
+        wait_idle(pg)
+        pg.wait_for_timeout(500)  # let charts finish their transitions
+        path = folder / f"{name}.png"
+        pg.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take

@@ -20,13 +20,14 @@ def make_checkpoint(
     hidden: tuple[int, ...] = (8,),
     seed: int = 0,
     drop_arrays: tuple[str, ...] = (),
+    activation: str = "relu",
 ) -> Path:
     """Write a small random checkpoint to ``path`` (MNIST: 28x28 Bernoulli, digit labels;
     Frey: 28x20 Gaussian, frame-index labels) and return ``path``."""
     torch.manual_seed(seed)
     shape = (28, 28) if dataset == "mnist" else (28, 20)
     lik = "bernoulli" if dataset == "mnist" else "gaussian"
-    model = VAE(VAEConfig(image_shape=shape, hidden=hidden, z_dim=z_dim, likelihood=lik))
+    model = VAE(VAEConfig(image_shape=shape, hidden=hidden, z_dim=z_dim, activation=activation, likelihood=lik))
     g = np.random.default_rng(seed)
     mu = g.standard_normal((n_test, z_dim)).astype(np.float32)
     arrays = {

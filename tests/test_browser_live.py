@@ -1,8 +1,8 @@
 """Real-browser tests of the live decoder and the drawing pad (chromium + python playwright).
 
-One Streamlit server (tests/apps/live_app.py) serves the component tests; the Live -> Sliders
-test runs the real app (streamlit_app.py). The checkpoints are the shipped ones in
-``checkpoints/``, or throwaway random ones of the shipped sizes when none are there yet.
+The component tests use tests/apps/live_app.py (the Live tab and the drawing pad alone); the
+Live -> Sliders test runs the real app (streamlit_app.py). Both are served once for the session
+over the shared browser checkpoints; servers, browser and page: tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -18,64 +18,10 @@ import torch
 from PIL import Image
 
 from explorer.live_decoder import pack_decoder
-from tests.apps.serve import REPO, SAMPLER_JS, browser_missing, launch, streamlit_server
-from trainer.checkpoint import list_checkpoints, load_checkpoint, read_metadata, save_checkpoint
-from trainer.model import VAE, VAEConfig
+from tests.apps.serve import SAMPLER_JS
+from trainer.checkpoint import list_checkpoints, load_checkpoint, read_metadata
 
-pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
-
-APP = REPO / "tests" / "apps" / "live_app.py"
-THROWAWAY = {  # name: (hidden, z_dim, activation, likelihood, image_shape, dataset)
-    "mnist-z2": ((512, 256), 2, "relu", "bernoulli", (28, 28), "mnist"),
-    "mnist-z20": ((512, 256), 20, "relu", "bernoulli", (28, 28), "mnist"),
-    "frey-z10": ((200,), 10, "tanh", "gaussian", (28, 20), "frey"),
-}
-
-
-@pytest.fixture(scope="module")
-def ckpt_dir(tmp_path_factory):
-    shipped = REPO / "checkpoints"
-    if list_checkpoints(shipped):
-        return shipped
-    d = tmp_path_factory.mktemp("live_ckpts")
-    for i, (name, (hidden, J, act, lik, shape, ds)) in enumerate(THROWAWAY.items()):
-        torch.manual_seed(i)
-        model = VAE(VAEConfig(image_shape=shape, hidden=hidden, z_dim=J, activation=act, likelihood=lik))
-        save_checkpoint(d / f"{name}.safetensors", model, {"name": name, "title": name, "dataset": ds})
-    return d
-
-
-@pytest.fixture(scope="module")
-def server(ckpt_dir):
-    with streamlit_server(APP, env={"VAE_CHECKPOINT_DIR": str(ckpt_dir)}) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def app_server(ckpt_dir):
-    with streamlit_server(REPO / "streamlit_app.py", env={"VAE_CHECKPOINT_DIR": str(ckpt_dir)}) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")  # closed with the module: one sync_playwright() may run at a time
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 1000})
-    pg = ctx.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    ctx.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+pytestmark = pytest.mark.slow  # (conftest marks every browser test slow anyway)
 
 
 def _models(ckpt_dir):
@@ -93,9 +39,9 @@ def _wait_painted(pg, timeout=60_000):
     )
 
 
-def test_drag_repaints_during_the_drag_and_python_gets_the_final_z(server, ckpt_dir, page):
-    name, J, _ = max(_models(ckpt_dir), key=lambda m: m[1])
-    page.goto(f"{server}/?model={name}")
+def test_drag_repaints_during_the_drag_and_python_gets_the_final_z(live_app_url, browser_checkpoints, page):
+    name, J, _ = max(_models(browser_checkpoints.folder), key=lambda m: m[1])
+    page.goto(f"{live_app_url}/?model={name}")
     _wait_painted(page)
     slider = page.locator('input[type="range"][data-dim="0"]')
     box = slider.bounding_box()
@@ -129,10 +75,10 @@ def test_drag_repaints_during_the_drag_and_python_gets_the_final_z(server, ckpt_
     assert float(slider.input_value()) == 0.0
 
 @pytest.mark.slow  # loads every checkpoint, in the test and in the page
-def test_browser_decoder_matches_torch(server, ckpt_dir, page):
-    cks = [load_checkpoint(p) for p in list_checkpoints(ckpt_dir)]
+def test_browser_decoder_matches_torch(live_app_url, browser_checkpoints, page):
+    cks = [load_checkpoint(p) for p in list_checkpoints(browser_checkpoints.folder)]
     ids = [pack_decoder(ck.model).model_id for ck in cks]
-    page.goto(f"{server}/?all=1")
+    page.goto(f"{live_app_url}/?all=1")
     page.wait_for_function(f"() => window.__vaeLive && {ids!r}.every(id => window.__vaeLive.models.has(id))",
                            timeout=90_000)
     for ck, model_id in zip(cks, ids):
@@ -146,10 +92,10 @@ def test_browser_decoder_matches_torch(server, ckpt_dir, page):
         assert err < 1e-4, f"{ck.path.name}: browser decoder differs from torch by {err:.2e}"
 
 
-def test_drawing_a_stroke_shows_an_encoding(server, ckpt_dir, page):
-    models = _models(ckpt_dir)
+def test_drawing_a_stroke_shows_an_encoding(live_app_url, browser_checkpoints, page):
+    models = _models(browser_checkpoints.folder)
     name = next((m[0] for m in models if m[2] == "mnist"), models[0][0])
-    page.goto(f"{server}/?view=draw&model={name}")
+    page.goto(f"{live_app_url}/?view=draw&model={name}")
     pad = page.locator("canvas.pad-canvas")
     pad.wait_for(timeout=60_000)
     assert page.get_by_text("model input | reconstruction").count() == 0
@@ -173,14 +119,14 @@ def _current_point_caption(pg) -> str:
 
 
 @pytest.mark.slow
-def test_live_then_sliders_shows_the_current_point(app_server, ckpt_dir, page):
+def test_live_then_sliders_shows_the_current_point(app_url, browser_checkpoints, page):
     """The reported sequence: Sliders opened once, the point moved off the origin on Live
     (prior sample), a Live slider dragged, then Sliders again: its sliders must show the Live
     point (they once all showed -4.00) and its image must be that point decoded."""
     from playwright.sync_api import expect
 
-    name, J, _ = min((m for m in _models(ckpt_dir) if m[1] >= 5), key=lambda m: m[1])
-    page.goto(f"{app_server}/?model={name}&view=Sliders")
+    name, J, _ = min((m for m in _models(browser_checkpoints.folder) if m[1] >= 5), key=lambda m: m[1])
+    page.goto(f"{app_url}/?model={name}&view=Sliders")
     thumbs = page.locator('[data-testid="stSliderThumbValue"]')
     expect(thumbs).to_have_count(J, timeout=60_000)
     page.locator('[data-testid="stTab"]', has_text="Live").first.click()
@@ -207,7 +153,7 @@ def test_live_then_sliders_shows_the_current_point(app_server, ckpt_dir, page):
     expect(img).to_have_count(1, timeout=20_000)
     png = base64.b64decode(img.get_attribute("src").split(",", 1)[1])
     shown = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32) / 255
-    ck = load_checkpoint(next(p for p in list_checkpoints(ckpt_dir) if p.stem == name))
+    ck = load_checkpoint(next(p for p in list_checkpoints(browser_checkpoints.folder) if p.stem == name))
     want = ck.model.decode(torch.tensor([z])).reshape(ck.config.image_shape).numpy()
     f = shown.shape[0] // want.shape[0]
     assert shown.shape == (want.shape[0] * f, want.shape[1] * f)

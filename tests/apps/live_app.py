@@ -1,6 +1,7 @@
 """A small page for the live-decoder and drawing-pad browser tests and benchmark.
 
-``streamlit run tests/apps/live_app.py`` with ``VAE_CHECKPOINT_DIR`` pointing at checkpoints.
+``PYTHONPATH=. streamlit run tests/apps/live_app.py`` with ``VAE_CHECKPOINT_DIR`` pointing at
+checkpoints (the browser tests start it so through ``tests.apps.serve.streamlit_server``).
 Query parameters: ``model=<name>`` (default: the first usable checkpoint), ``view=live|draw``
 (default ``live``), ``all=1`` also sends every checkpoint's decoder to the browser, so a test
 can call ``window.__vaeDecode(z, model_id)`` on each.
@@ -8,17 +9,13 @@ can call ``window.__vaeDecode(z, model_id)`` on each.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: streamlit puts only tests/apps/ on the path
-
-from explorer import models  # noqa: E402
-from views import drawing_pad, live, state  # noqa: E402
-from views.context import ViewContext, load_model  # noqa: E402
-from views.live_component import load_weights  # noqa: E402
+# Imports the project's packages from the repo root, which tests/apps/serve.py puts on PYTHONPATH.
+from explorer import models
+from views import drawing_pad, live, state
+from views.context import ViewContext, load_model
+from views.live_component import load_weights
 
 st.set_page_config(page_title="live decoder test page", layout="wide")
 entries = [e for e in models.discover(models.default_checkpoint_dir()) if e.ok]

@@ -48,7 +48,9 @@ def streamlit_server(app: str | os.PathLike, env: dict[str, str] | None = None, 
     """Run ``streamlit run app`` on a free loopback port; yield its URL once ``/_stcore/health``
     answers ``ok``; stop it on exit. Raises RuntimeError with the server's log if it never does.
     ``shipped_config``: only the port and headless mode are set on the command line, everything
-    else (listening address, file watcher) comes from the repository's .streamlit/config.toml."""
+    else (listening address, file watcher) comes from the repository's .streamlit/config.toml.
+    The repo root is on the server's ``PYTHONPATH``, so an app anywhere in the tree imports the
+    project's packages (streamlit itself puts only the app's own folder on ``sys.path``)."""
     port = free_port()
     exe = shutil.which("streamlit", path=str(Path(sys.executable).parent)) or "streamlit"
     cmd = [exe, "run", str(app), "--server.headless", "true", "--server.port", str(port)]
@@ -57,8 +59,9 @@ def streamlit_server(app: str | os.PathLike, env: dict[str, str] | None = None, 
                 "--server.fileWatcherType", "none"]
     # The log goes to a file, not a pipe: a pipe nobody reads would block a chatty server.
     log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-                            text=True)
+    pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": pythonpath, **(env or {})},
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
