@@ -3,16 +3,21 @@ and every shipped one in checkpoints/), sliders, uploads, map selection, bad fil
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from explorer import models
+from explorer import models, preprocess
 from tests.explorer_fixtures import make_checkpoint
+from trainer.checkpoint import save_checkpoint
+from trainer.model import VAE, VAEConfig
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 SHIPPED_DIR = models.REPO_ROOT / "checkpoints"
@@ -66,7 +71,33 @@ def _texts(at: AppTest) -> list[str]:
     return [str(e.value) for group in (at.caption, at.markdown, at.info) for e in group]
 
 
-def _check_view(at: AppTest, view: str, z_dim: int, name: str, has_map: bool = True) -> None:
+def _plotly_array(v) -> np.ndarray:
+    """An array from a plotly spec: a list, or ``{"dtype", "bdata"}`` (base64) as plotly writes numpy arrays."""
+    if isinstance(v, dict):
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+    return np.asarray(v, dtype=np.float64)
+
+
+def _check_upload(at: AppTest, ck) -> None:
+    """Upload a PNG: the page shows every preprocessing step in order, then the model input beside
+    its reconstruction, and the mu +- sigma chart holds the model's own q(z|x) of that input."""
+    data = _digit_png()
+    at.file_uploader(key="upload_file").upload("digit.png", data, "image/png").run()
+    assert not at.exception and not at.main.error, [e.value for e in at.main.error]
+    prep = preprocess.prepare(data, preprocess.style_for_dataset(ck.meta.get("dataset", "")), ck.image_shape)
+    captions = [im.proto.imgs[0].caption for im in at.get("image")]
+    n = len(prep.steps)
+    assert len(captions) > n and all(c.startswith(s.title) for c, s in zip(captions, prep.steps)), captions
+    assert captions[n].startswith("model input | reconstruction"), captions
+    with torch.no_grad():
+        mu, logvar = ck.model.encode(torch.from_numpy(prep.x.reshape(1, -1).astype(np.float32)))
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    np.testing.assert_allclose(_plotly_array(chart["x"]), mu[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(_plotly_array(chart["error_x"]["array"]), (0.5 * logvar[0]).exp().numpy(), rtol=1e-4)
+    assert at.button(key=f"upload.{ck.name}.send").label == "Use as the current point"
+
+
+def _check_view(at: AppTest, view: str, z_dim: int, name: str, has_map: bool = True, ck=None) -> None:
     assert not at.exception, f"{name} / {view}: {[e.value for e in at.exception]}"
     if view == "Manifold grid":
         assert len(at.get("image")) == 1 and len(at.get("download_button")) == 1
@@ -80,7 +111,7 @@ def _check_view(at: AppTest, view: str, z_dim: int, name: str, has_map: bool = T
         else:
             assert any("no usable map" in i.value for i in at.info)
     elif view == "Encode an upload":
-        at.file_uploader(key="upload_file")
+        _check_upload(at, ck)
     elif view == "Interpolate":
         assert len(at.get("image")) == 1 and len(at.get("download_button")) == 2
     elif view == "Live":  # the browser-side decoder; server side it states the weights it sent
@@ -89,16 +120,19 @@ def _check_view(at: AppTest, view: str, z_dim: int, name: str, has_map: bool = T
         assert any("Draw a" in t for t in _texts(at))
     elif view == "Directions":
         assert len(at.get("image")) >= 1 or at.info
-    elif view == "Model card":
-        # training curves, and KL per dimension when the checkpoint has what it takes
-        assert len(at.get("plotly_chart")) in (1, 2) and len(at.get("image")) == 1 and len(at.get("metric")) == 4
+    elif view == "Model card":  # exactly what it shows: test_model_card_shows_the_checkpoint
+        # training curves when there is a history, KL per dimension when the checkpoint has what it takes
+        charts = bool(ck.meta.get("history")) + (models.kl_per_dim(ck) is not None)
+        assert len(at.get("plotly_chart")) == charts and len(at.get("image")) == 1 and len(at.get("metric")) == 4
 
 
 def _every_view(folder: Path, monkeypatch, name: str, z_dim: int, has_map: bool = True) -> None:
+    ck, err = models.load(folder / f"{name}.safetensors")
+    assert ck is not None, err
     at = _app(folder, monkeypatch, name)
     for view in VIEWS:
         _open(at, view)
-        _check_view(at, view, z_dim, name, has_map)
+        _check_view(at, view, z_dim, name, has_map, ck)
 
 
 @pytest.mark.parametrize("name, z_dim", [("mnist-z2", 2), ("mnist-z5", 5), ("frey-z3", 3)])
@@ -342,3 +376,41 @@ def test_default_grid_size_follows_the_image_size(more_dir, monkeypatch):
     assert at.slider(key="grid.frey-z3.n").value == 9
     at = _open(_app(more_dir, monkeypatch, "mnist-z20"), "Manifold grid")
     assert at.slider(key="grid.mnist-z20.n").value == 13
+
+
+def test_model_card_shows_the_checkpoint(tiny_dir, monkeypatch):
+    """Every figure on the card for a checkpoint whose meta is known (tests/explorer_fixtures.py)."""
+    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Model card")
+    assert not at.exception
+    ck, _ = models.load(tiny_dir / "mnist-z5.safetensors")
+    assert [h.value for h in at.subheader] == ["mnist z=5 (test)"]
+    assert [(m.label, m.value) for m in at.metric] == [
+        ("Dataset", "MNIST"), ("Latent size", "5"), ("Test ELBO (nats)", "-145.00"),
+        ("log p(x) estimate (k=100)", "-140.00")]
+    n_params = sum(p.numel() for p in ck.model.parameters())
+    assert [m.value for m in at.main.markdown] == [
+        f"- **Architecture:** 784-8-5 encoder, 5-8-784 decoder, relu, bernoulli likelihood ({n_params:,} parameters)\n"
+        "- **Image size:** 28x28; **file:** `mnist-z5.safetensors`\n"
+        "- **Test examples:** 60\n- **Training time:** 0.2 min"]
+    curves, kl = (json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart"))
+    hist = ck.meta["history"]
+    want = {f"{split} {what}": [h[f"{split}_{key}"] for h in hist]
+            for split in ("train", "test") for what, key in (("ELBO", "elbo"), ("E[log p(x|z)]", "rec"), ("KL", "kl"))}
+    assert {t["name"]: list(_plotly_array(t["y"])) for t in curves} == want
+    assert len(kl) == 1 and list(_plotly_array(kl[0]["y"])) == pytest.approx(np.linspace(2.0, 0.0, 5))
+    assert [im.proto.imgs[0].caption for im in at.get("image")] == ["64 decoded draws z ~ N(0, I)"]
+    assert json.loads(at.json[0].value) == {"train_config": {"epochs": 3}, "provenance": {"dataset": "mnist"}}
+
+
+def test_model_card_of_a_bare_checkpoint(tmp_path, monkeypatch):
+    """Weights and a name only (no metrics, history or test-set arrays): n/a, no charts, still samples."""
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(image_shape=(28, 20), hidden=(16,), z_dim=3, activation="tanh", likelihood="gaussian"))
+    save_checkpoint(tmp_path / "bare-z3.safetensors", model, {"name": "bare-z3", "dataset": "frey"})
+    at = _open(_app(tmp_path, monkeypatch, "bare-z3"), "Model card")
+    assert not at.exception
+    assert [h.value for h in at.subheader] == ["bare-z3"]
+    assert [(m.label, m.value) for m in at.metric] == [
+        ("Dataset", "Frey Face"), ("Latent size", "3"), ("Test ELBO (nats)", "n/a"), ("log p(x) estimate", "n/a")]
+    assert len(at.get("plotly_chart")) == 0 and "No training history stored." in [c.value for c in at.main.caption]
+    assert [im.proto.imgs[0].caption for im in at.get("image")] == ["64 decoded draws z ~ N(0, I)"]
