@@ -2,7 +2,7 @@
 
 Usage (from the project root):
 
-    nice -n 10 .venv/bin/python bench/attributes_speed.py [--data-dir DIR]
+    nice -n 10 .venv/bin/python -m bench.attributes_speed [--data-dir DIR]
         [--n 10000] [--n-reference 300] [--jobs 2]
 
 Prints images/s of ``measure_batch`` on the MNIST test images (one core), on an
@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 from scipy import ndimage

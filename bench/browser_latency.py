@@ -11,7 +11,7 @@ Beside each wall time, the server's CPU seconds for the same step (user + system
 process, from /proc): on a busy machine wall times swing with the load, CPU seconds much less.
 One fresh server per model. Prints a table and writes JSON, one file per model.
 
-Usage: python bench/browser_latency.py [--model NAME ... | --model all] [--checkpoints DIR]
+Usage: python -m bench.browser_latency [--model NAME ... | --model all] [--checkpoints DIR]
                                        [--out-dir bench/out]
 """
 
@@ -26,11 +26,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from explorer import models  # noqa: E402
-from tests import procfs  # noqa: E402
-from tests.app_server import ARM_SLIDER_TIMER, CHROMIUM, CHROMIUM_ARGS, IMG, PANEL, serve, wait_images, wait_tab  # noqa: E402
+from explorer import models
+from tests import procfs
+from tests.app_server import ARM_SLIDER_TIMER, CHROMIUM, CHROMIUM_ARGS, IMG, PANEL, serve, wait_images, wait_tab
 
 # The in-page timer's promise, or null after 15 s (a press whose image never came).
 LATENCY_JS = "Promise.race([window.__lat, new Promise((r) => setTimeout(() => r(null), 15000))])"

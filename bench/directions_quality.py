@@ -2,7 +2,7 @@
 
 Usage (from the project root):
 
-    nice -n 10 .venv/bin/python bench/directions_quality.py [CKPT ...] [--data-dir DIR]
+    nice -n 10 .venv/bin/python -m bench.directions_quality [CKPT ...] [--data-dir DIR]
         [--n-base 100] [--steps 9] [--span 2] [--out bench/results/directions_quality.json]
 
 Default checkpoints: every ``checkpoints/*.safetensors`` of MNIST or Frey Face. For each one
@@ -39,18 +39,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from threadpoolctl import threadpool_limits
+
+from explorer.directions import apply_directions, builtin_directions, step_vector
+from trainer.attributes import ATTRIBUTES, measure_batch
+from trainer.checkpoint import list_checkpoints, load_checkpoint
+from trainer.directions import compute_directions, encode_frey_frames
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-from explorer.directions import apply_directions, builtin_directions, step_vector  # noqa: E402
-from trainer.attributes import ATTRIBUTES, measure_batch  # noqa: E402
-from trainer.checkpoint import list_checkpoints, load_checkpoint  # noqa: E402
-from trainer.directions import compute_directions, encode_frey_frames  # noqa: E402
 
 FREY_ATTRS = ("smile", "pose")
 
@@ -122,8 +121,9 @@ def bench_checkpoint(path: Path, data_dir, n_base: int, steps: int, span: float,
             d = by_key.get((name, method))
             if d is None:
                 continue
-            holds = choose_holds(d, [by_key.get((o, method)) or next((v for (n, _), v in by_key.items() if n == o), None)
-                                     for o in attrs if o != name], J)
+            others = [by_key.get((o, method)) or next((v for (n, _), v in by_key.items() if n == o), None)
+                      for o in attrs if o != name]
+            holds = choose_holds(d, others, J)
             entry = {"heldout": d.quality, "hold": [h.key.split(":", 1)[1] for h in holds]}
             for mode, hold in (("free", []), ("held", holds)):
                 z = np.stack([[apply_directions(b, [(d, a)], hold) for a in amounts] for b in base])  # (B, S, J)
@@ -179,12 +179,15 @@ def _f(x, fmt="{:.2f}") -> str:
 
 def print_table(results: dict) -> None:
     for name, r in results.items():
-        print(f"\n{name} ({r['dataset']}, J={r['z_dim']}, {r['n_base']} base points; directions {r['directions_source']})")
+        print(f"\n{name} ({r['dataset']}, J={r['z_dim']}, {r['n_base']} base points; "
+              f"directions {r['directions_source']})")
         if "judge_quality" in r:
             jq = r["judge_quality"]
-            print(f"  judge (pixels): smile acc {jq['smile']['accuracy']:.3f} (majority {jq['smile']['majority']:.3f}), "
-                  f"pose acc {jq['pose']['accuracy']:.3f} (majority {jq['pose']['majority']:.3f}); on reconstructions: "
-                  f"smile {r['judge_on_reconstructions']['smile']:.3f}, pose {r['judge_on_reconstructions']['pose']:.3f}")
+            on_rec = r["judge_on_reconstructions"]
+            print(f"  judge (pixels): smile acc {jq['smile']['accuracy']:.3f} "
+                  f"(majority {jq['smile']['majority']:.3f}), "
+                  f"pose acc {jq['pose']['accuracy']:.3f} (majority {jq['pose']['majority']:.3f}); "
+                  f"on reconstructions: smile {on_rec['smile']:.3f}, pose {on_rec['pose']:.3f}")
         print(f"  {'direction':10s} {'method':16s} {'held-out':>22s} | {'rho':>5s} {'>=.9':>5s} {'effect':>6s} "
               f"{'drift':>5s} {'bias':>5s} | {'rho':>5s} {'effect':>6s} {'drift':>5s} {'bias':>5s}"
               "   (free | holding the others)")

@@ -1,6 +1,6 @@
 """Test-set likelihoods of the shipped checkpoints, recomputed from scratch.
 
-    python bench/likelihood.py --data-dir ../shared/data [--k 1000] [--only mnist-z20]
+    python -m bench.likelihood --data-dir ../shared/data [--k 1000] [--only mnist-z20]
 
 For each checkpoint: the test ELBO and the importance-weighted log p(x) (Burda et al. 2015) with k
 samples on the whole test split (MNIST: the trainer's fixed binarisation of the official 10000 test
@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.checkpoint import list_checkpoints, read_metadata
 from trainer.evaluate import evaluate
@@ -31,7 +28,8 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the rows to this file")
     args = ap.parse_args()
     rows = []
-    print(f"{'checkpoint':<12} {'n':>6} {'k':>5} {'test ELBO':>10} {'log p(x)':>10} {'stored':>10} {'epochs':>7} {'train s':>8}")
+    print(f"{'checkpoint':<12} {'n':>6} {'k':>5} {'test ELBO':>10} {'log p(x)':>10} {'stored':>10} {'epochs':>7} "
+          f"{'train s':>8}")
     for path in list_checkpoints(args.checkpoints):
         if args.only and path.stem not in args.only:
             continue
@@ -42,7 +40,8 @@ def main() -> None:
         r["train_seconds"] = meta.get("wall_time_s")
         rows.append(r)
         print(f"{path.stem:<12} {r['n_test']:>6} {r['k']:>5} {r['test_elbo']:>10.2f} {r['test_iwae_ll']:>10.2f} "
-              f"{r['stored_iwae_ll'] or float('nan'):>10.2f} {r['epochs']:>7} {r['train_seconds'] or 0:>8.0f}", flush=True)
+              f"{r['stored_iwae_ll'] or float('nan'):>10.2f} {r['epochs']:>7} {r['train_seconds'] or 0:>8.0f}",
+              flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

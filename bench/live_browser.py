@@ -1,6 +1,6 @@
 """Live decoder and drawing pad, measured in a real browser (headless Debian chromium).
 
-    .venv/bin/python bench/live_browser.py [--model NAME] [--ckpt-dir DIR] [--screenshots]
+    .venv/bin/python -m bench.live_browser [--model NAME] [--ckpt-dir DIR] [--screenshots]
 
 Serves ``streamlit_app.py`` on loopback and, for the largest checkpoint (most decoder
 weights) unless ``--model`` names one:
@@ -28,11 +28,9 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from explorer import models  # noqa: E402
-from explorer.live_decoder import decoder_layers, pack_decoder  # noqa: E402
-from tests.apps.serve import REPO, browser_missing, launch, streamlit_server  # noqa: E402
+from explorer import models
+from explorer.live_decoder import decoder_layers, pack_decoder
+from tests.apps.serve import REPO, browser_missing, launch, streamlit_server
 
 APP = REPO / "streamlit_app.py"
 

@@ -16,7 +16,7 @@ out). The browsers share the machine's cores with the server, so their wall time
 on a small machine: judge the server by its CPU seconds. ``--waves`` repeats steps 2-3 with
 fresh contexts (the server's memory should stay bounded from wave to wave).
 
-Usage: python bench/load.py [--sessions 20] [--tabs Map "Model card"] [--waves 1]
+Usage: python -m bench.load [--sessions 20] [--tabs Map "Model card"] [--waves 1]
                             [--model NAME] [--checkpoints DIR] [--out bench/out/load.json]
 """
 
@@ -32,11 +32,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from explorer import models  # noqa: E402
-from tests import procfs  # noqa: E402
-from tests.app_server import CHROMIUM, CHROMIUM_ARGS, IMG, PANEL, TAB_READY, TAB_READY_JS, serve  # noqa: E402
+from explorer import models
+from tests import procfs
+from tests.app_server import CHROMIUM, CHROMIUM_ARGS, IMG, PANEL, TAB_READY, TAB_READY_JS, serve
 
 TABS = ["Manifold grid", "Sliders", "Live", "Map", "Encode an upload", "Draw", "Interpolate", "Directions",
         "Model card", "Likelihood"]

@@ -1,6 +1,6 @@
 """Training throughput: this project's loop against the pytorch/examples VAE recipe, side by side.
 
-    python bench/throughput.py --data-dir ../shared/data [--rounds 3]
+    python -m bench.throughput --data-dir ../shared/data [--rounds 3]
 
 Model: the paper-size 784-400-20 MLP VAE, batch 128, Adam 1e-3, one epoch of MNIST (60000 images).
 - baseline: a faithful reimplementation of pytorch/examples `vae/main.py`: a torch DataLoader
@@ -21,12 +21,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch
@@ -138,8 +134,8 @@ def main() -> None:
     ds = load_dataset("mnist", data_dir)
     images, labels = ds.train_x.numpy(), ds.train_y.numpy()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(images)} images/epoch")
-    results: dict[str, list[float]] = {"baseline": [], "ours": [], "ours_grey": [], "ours_exact": [], "ours_autocast": [],
-                                       "gemm_floor": []}
+    results: dict[str, list[float]] = {"baseline": [], "ours": [], "ours_grey": [], "ours_exact": [],
+                                       "ours_autocast": [], "gemm_floor": []}
     for r in range(args.rounds):
         results["baseline"].append(baseline_epoch(images, labels))
         results["ours"].append(ours_epoch(data_dir))
@@ -154,7 +150,8 @@ def main() -> None:
               + ", ".join(f"{r:.2f}" for r in ratios) + f"; median {statistics.median(ratios):.2f}")
     base = statistics.median(results["baseline"])
     floor = statistics.median(results["gemm_floor"])
-    print(f"\n{'loop':<14} {'median samples/s':>18} {'x baseline':>11} {'of 40k floor':>13} {'of measured fp32 GEMM floor':>28}")
+    print(f"\n{'loop':<14} {'median samples/s':>18} {'x baseline':>11} {'of 40k floor':>13} "
+          f"{'of measured fp32 GEMM floor':>28}")
     for k, v in results.items():
         m = statistics.median(v)
         print(f"{k:<14} {m:>18,.0f} {m / base:>11.2f} {m / 40000:>13.0%} {m / floor:>28.0%}")

@@ -118,7 +118,8 @@ def fit_judge(images: np.ndarray, smile: np.ndarray, pose: np.ndarray, groups: n
     pose = np.asarray(pose, dtype=np.int64)
     groups = np.asarray(groups)
     if not (len(smile) == len(pose) == len(groups) == len(x)):
-        raise ValueError(f"fit_judge: {len(x)} images but {len(smile)} smile, {len(pose)} pose, {len(groups)} group labels")
+        raise ValueError(f"fit_judge: {len(x)} images but {len(smile)} smile, {len(pose)} pose, "
+                         f"{len(groups)} group labels")
     if set(np.unique(smile)) != {0, 1}:
         raise ValueError("fit_judge: smile labels must include both 0 and 1")
     if not {-1, 1} <= set(np.unique(pose)):

@@ -51,7 +51,8 @@ def load_frey_labels(path: str | Path = LABELS_PATH, drop_ambiguous: bool = Fals
             try:
                 frame, smile, pose, amb = (int(v) for v in row[:4])
             except ValueError:
-                raise ValueError(f"{path}:{lineno}: frame, smile, pose, ambiguous must be integers, got {row[:4]}") from None
+                raise ValueError(
+                    f"{path}:{lineno}: frame, smile, pose, ambiguous must be integers, got {row[:4]}") from None
             if not 0 <= frame < FREY_N_FRAMES:
                 raise ValueError(f"{path}:{lineno}: frame must be in 0..{FREY_N_FRAMES - 1}, got {frame}")
             for name, value in (("smile", smile), ("pose", pose), ("ambiguous", amb)):
