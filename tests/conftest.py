@@ -7,7 +7,7 @@ Real-browser tests (Debian's /usr/bin/chromium driven by python playwright; help
 tests/app_server.py). One server per app and one browser serve the whole test session; each
 test gets its own page. A test that uses any of these fixtures is marked ``slow`` by
 :func:`pytest_collection_modifyitems` (so ``-m "not slow"`` skips it) and skips where chromium
-or playwright is missing.
+or playwright is missing (fails instead when ``$CI`` is set).
 
     ``browser_checkpoints`` (session): the folder both servers read, with ``.names`` (display
         order: the first is the app's default) and ``.shipped``. The shipped ``checkpoints/``
@@ -153,6 +153,8 @@ def browser():
     from tests.apps.serve import browser_missing, launch
 
     why = browser_missing()
+    if why and os.environ.get("CI"):  # .ci/run installs both: a CI run must not pass by skipping them
+        pytest.fail(f"browser tests cannot run on CI: {why}")
     if why:
         pytest.skip(why)
     from playwright.sync_api import sync_playwright
