@@ -1,6 +1,6 @@
 """Which distance finds neighbours that share a test image's label: leave-one-out votes.
 
-    .venv/bin/python bench/neighbours_labels.py [--ckpt-dir DIR] [--k 8]
+    .venv/bin/python -m bench.neighbours_labels [--ckpt-dir DIR] [--k 8]
 
 For every shipped checkpoint and every test image, its k nearest other test images are found
 by each distance below and vote on its label (most votes; a tie goes to the nearer
@@ -22,16 +22,13 @@ Needs no dataset folder: labels and posteriors are stored in the checkpoints.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from explorer import models  # noqa: E402
-from explorer.neighbors import label_vote, pooled_pixels  # noqa: E402
-from trainer.labels import load_frey_labels  # noqa: E402
+from explorer import models
+from explorer.neighbors import label_vote, pooled_pixels
+from trainer.labels import load_frey_labels
 
 CHUNK = 25  # rows at a time: the overlap distance holds (CHUNK, N, J) floats
 
