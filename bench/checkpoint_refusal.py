@@ -1,6 +1,6 @@
 """What a checkpoint with absurd metadata costs before it is refused: CPU time and peak memory.
 
-    python bench/checkpoint_refusal.py [--rounds 3] [--code OTHER_CHECKOUT] [--out FILE]
+    python -m bench.checkpoint_refusal [--rounds 3] [--code OTHER_CHECKOUT] [--out FILE]
 
 Each case is a valid checkpoint of the shipped MNIST architecture (784-512-256-2, 2.1 MB) whose ``model_config``
 header claims another size (issue 9: z_dim = 10**6 cost 9.4 s and 3.2 GB before refusal,
@@ -47,7 +47,6 @@ CASES = {"good": None, "z_dim=10**6": {"z_dim": 10**6}, "hidden=[10**6, 256]": {
 
 def make_files(folder: Path) -> dict[str, Path]:
     """The untouched tiny checkpoint and one copy per case with its ``model_config`` rewritten."""
-    sys.path.insert(0, str(ROOT))
     import torch
     from safetensors.torch import save as st_save
 

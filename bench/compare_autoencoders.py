@@ -1,6 +1,6 @@
 """The Compare table (explorer.compare) for shipped MNIST checkpoints, side by side.
 
-    python bench/compare_autoencoders.py --data-dir ../shared/data [--only mnist-z2 mnist-z20] [--out FILE.md]
+    python -m bench.compare_autoencoders --data-dir ../shared/data [--only mnist-z2 mnist-z20] [--out FILE.md]
 
 For each checkpoint: class separation and Gaussianity of the stored test-set codes
 (``arrays.test_mu``; for a VAE also one draw z ~ q(z|x) per image), generation scored by the shipped
@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from explorer.compare import compare_model, gaussianity, model_functions, score_images, table_rows
 from trainer.checkpoint import list_checkpoints, load_checkpoint
