@@ -12,8 +12,8 @@ or playwright is missing (fails instead when ``$CI`` is set).
     ``browser_checkpoints`` (session): the folder both servers read, with ``.names`` (display
         order: the first is the app's default) and ``.shipped``. The shipped ``checkpoints/``
         when every one loads with the app's arrays and a Frey Face one carries a smile
-        direction; else tiny random ones built once (mnist-z2; mnist-z20 and frey-z10 of the
-        shipped sizes, frey-z10 with a smile direction).
+        direction; else tiny random ones built once (mnist-z2, mnist-z5; mnist-z20 and frey-z10
+        of the shipped sizes, frey-z10 with a smile direction).
     ``app_url`` (session): base URL of ``streamlit_app.py`` served on 127.0.0.1 over them.
     ``live_app_url`` (session): the same for ``tests/apps/live_app.py`` (Live tab and drawing pad alone).
     ``browser`` (session): one headless chromium.
@@ -105,13 +105,14 @@ def _shipped_ready() -> list[str]:
 
 
 def _build_tiny(folder: Path) -> list[str]:
-    """Random checkpoints with the app's arrays: mnist-z2, and mnist-z20 and frey-z10 with the
-    shipped architectures (so the browser decoder meets their sizes and tanh); frey-z10 carries
-    a smile direction for the Directions tab."""
+    """Random checkpoints with the app's arrays: small mnist-z2 and mnist-z5 (J = 5 lays its sliders
+    out in one column), and mnist-z20 and frey-z10 with the shipped architectures (so the browser
+    decoder meets their sizes and tanh); frey-z10 carries a smile direction for the Directions tab."""
     from tests.explorer_fixtures import make_checkpoint
     from trainer.directions import store_directions, unit
 
     make_checkpoint(folder / "mnist-z2.safetensors", "mnist", 2, n_test=500, hidden=(32,))
+    make_checkpoint(folder / "mnist-z5.safetensors", "mnist", 5, n_test=100, hidden=(32,), seed=3)
     make_checkpoint(folder / "mnist-z20.safetensors", "mnist", 20, n_test=100, hidden=(512, 256), seed=1)
     frey = make_checkpoint(folder / "frey-z10.safetensors", "frey", 10, n_test=100, hidden=(200,), seed=2,
                            activation="tanh")
@@ -119,7 +120,7 @@ def _build_tiny(folder: Path) -> list[str]:
     store_directions(frey, {"smile.mean_difference": unit(g.standard_normal(10)).astype(np.float32)},
                      {"smile": {"mean_difference": {"label": "Smile", "kind": "binary", "spread": 1.0,
                                                     "quality": {"accuracy": 0.8, "auc": 0.9, "majority": 0.75}}}})
-    return ["mnist-z2", "mnist-z20", "frey-z10"]
+    return ["mnist-z2", "mnist-z5", "mnist-z20", "frey-z10"]
 
 
 @pytest.fixture(scope="session")
