@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 from tests import photos
-from tests.app_server import IMG, open_tab, wait_images
+from tests.app_server import IMG, open_tab, wait_idle, wait_images
 from views import state
 
-pytest.importorskip("playwright.sync_api")
+expect = pytest.importorskip("playwright.sync_api").expect
 pytestmark = pytest.mark.slow  # (conftest marks every browser test slow anyway)
 UPLOAD = '[data-testid="stFileUploaderDropzoneInput"]'
 PROBLEMS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
@@ -37,8 +37,10 @@ def test_photograph_shows_every_step_and_its_encoding(app_url, browser_checkpoin
     for title in ("Grayscale", "Paper lighting", "Inverted", "Ink found", "Cropped to ink", "Scaled to 20 px",
                   "Centred in 28x28"):
         assert any(c.startswith(title) for c in captions), (title, captions)
-    assert page.get_by_role("button", name=state.USE_AS_CURRENT).count() == 1
-    assert page.locator(PROBLEMS).count() == 0
+    # The button comes after the images in the page; expect() retries until the rerun has sent it.
+    expect(panel.get_by_role("button", name=state.USE_AS_CURRENT)).to_have_count(1, timeout=30_000)
+    wait_idle(page)
+    expect(page.locator(PROBLEMS)).to_have_count(0)
     page.screenshot(path=str(tmp_path / "encode-photo.png"))
 
 
