@@ -1,9 +1,9 @@
 """How good is each estimator of log p(x)? Naive Monte Carlo vs importance sampling vs the ELBO.
 
-    python bench/likelihood_lab.py --data-dir ../shared/data                 # every part
-    python bench/likelihood_lab.py --data-dir ../shared/data --part timing
-    python bench/likelihood_lab.py --data-dir ../shared/data --part accuracy
-    python bench/likelihood_lab.py --data-dir ../shared/data --part table
+    python -m bench.likelihood_lab --data-dir ../shared/data                 # every part
+    python -m bench.likelihood_lab --data-dir ../shared/data --part timing
+    python -m bench.likelihood_lab --data-dir ../shared/data --part accuracy
+    python -m bench.likelihood_lab --data-dir ../shared/data --part table
 
 ``accuracy``: on 100 test images (every 100th, the trainer's fixed binarisation) of mnist-z2, the
 exact log p(x) by quadrature (2000 x 2000 grid over ±7 SD; the 1000 x 1000 grid and the tab's
@@ -29,22 +29,19 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
+from explorer.likelihood_lab import INTERACTIVE, TABLE_FILE, TABLE_FORMAT, run_lab, weights_fingerprint
+from trainer import likelihood as lk
+from trainer.checkpoint import list_checkpoints, load_checkpoint
+from trainer.data import load_dataset
+from trainer.evaluate import eval_inputs, iwae_log_likelihood_batched, matmul_precision
+from trainer.model import kl_divergence
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from explorer.likelihood_lab import INTERACTIVE, TABLE_FILE, TABLE_FORMAT, run_lab, weights_fingerprint  # noqa: E402
-from trainer import likelihood as lk  # noqa: E402
-from trainer.checkpoint import list_checkpoints, load_checkpoint  # noqa: E402
-from trainer.data import load_dataset  # noqa: E402
-from trainer.evaluate import eval_inputs, iwae_log_likelihood_batched, matmul_precision  # noqa: E402
-from trainer.model import kl_divergence  # noqa: E402
-
 RESULTS = ROOT / "bench" / "results"
 NAIVE_L = (1_000, 10_000, 100_000, 1_000_000)
 
@@ -215,7 +212,7 @@ def main() -> None:
             res = [accuracy(n, args.data_dir, args.repeats) for n in ("mnist-z2", "mnist-z20")]
             (out / "likelihood_lab.json").write_text(json.dumps({"created": stamp, "results": res}, indent=1))
             md = _markdown(res)
-            (out / "likelihood_lab.md").write_text(f"# Likelihood estimators ({stamp}; `python bench/likelihood_lab.py"
+            (out / "likelihood_lab.md").write_text(f"# Likelihood estimators ({stamp}; `python -m bench.likelihood_lab"
                                                    f" --part accuracy`)\n\n{md}")
             print(md)
         if args.part in ("table", "all"):

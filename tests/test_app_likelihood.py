@@ -156,7 +156,7 @@ def test_bad_or_missing_table(tiny_dir, monkeypatch, tmp_path, shared_data_dir, 
     monkeypatch.setattr(lab, "TABLE_FILE", p)
     at = _open(tiny_dir, monkeypatch, "mnist-z2", shared_data_dir)
     assert not at.exception and len(at.dataframe) == 0
-    assert any("likelihood_table.json" in e.value and "bench/likelihood_lab.py" in e.value for e in at.error)
+    assert any("likelihood_table.json" in e.value and "bench.likelihood_lab" in e.value for e in at.error)
     assert len(at.metric) == 5  # the rest of the tab works
 
 

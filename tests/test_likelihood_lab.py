@@ -170,7 +170,7 @@ SHIPPED = [e for e in models.discover(models.REPO_ROOT / "checkpoints") if e.ok]
 @pytest.mark.skipif(not SHIPPED, reason="no shipped checkpoints")
 def test_shipped_table_covers_the_shipped_checkpoints():
     """bench/results/likelihood_table.json has a row for every checkpoint in checkpoints/, computed
-    for its weights (rerun `python bench/likelihood_lab.py --part table` after a rebuild)."""
+    for its weights (rerun `python -m bench.likelihood_lab --part table` after a rebuild)."""
     _, rows = lab.read_table()
     by = {r.model: r for r in rows}
     for e in SHIPPED:

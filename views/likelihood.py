@@ -213,7 +213,7 @@ def _table(ctx: ViewContext) -> None:
     try:
         head, rows = lab.read_table()
     except lab.TableError as e:
-        st.error(f"{e}. Recompute it with `python bench/likelihood_lab.py --part table --data-dir ../shared/data`.")
+        st.error(f"{e}. Recompute it with `python -m bench.likelihood_lab --part table --data-dir ../shared/data`.")
         return
     here = {e.name: e for e in models.discover(models.default_checkpoint_dir()) if e.ok}
     recs = []
@@ -233,7 +233,7 @@ def _table(ctx: ViewContext) -> None:
                "sampling with q(z|x) is the one below it: the encoder misses part of some posteriors. "
                "Stored in bench/results/likelihood_table.json "
                f"(computed {head.get('created', '?')}); recompute with "
-               "`python bench/likelihood_lab.py --part table --data-dir ../shared/data`.")
+               "`python -m bench.likelihood_lab --part table --data-dir ../shared/data`.")
 
 
 def render(ctx: ViewContext) -> None:
