@@ -59,7 +59,9 @@ def test_broken_file_error_stays_on_its_tab(app_url, browser_checkpoints, page, 
         panel = open_tab(page, tab)
         if tab == "Sliders":
             wait_images(panel)
-        assert page.locator(PROBLEMS).count() == 0, page.locator(PROBLEMS).first.inner_text()
+        # expect() retries: the Encode tab's error may linger in the page until the rerun has finished
+        # (seen once in ~10 runs on a loaded machine); one that stays for 10 s is the app's.
+        expect(page.locator(PROBLEMS)).to_have_count(0, timeout=10_000)
     open_tab(page, "Encode an upload")  # coming back: the error is still explained where it belongs
     err.first.wait_for(timeout=30_000)
     assert page.locator(IMG).count() == 0 or "broken.gif" in err.first.inner_text()
