@@ -6,8 +6,6 @@ listening sockets from /proc, they never connect to another address."""
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import tomllib
 import urllib.error
 import urllib.request
@@ -17,7 +15,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests import procfs
-from tests.app_server import CHROMIUM, CHROMIUM_ARGS, IMG, PANEL, ROOT, serve, wait_images, wait_tab
+from tests.app_server import IMG, PANEL, ROOT, serve, wait_images, wait_tab
 from tests.explorer_fixtures import make_checkpoint
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="reads /proc/PID/net/tcp")
@@ -76,22 +74,20 @@ def _nudge(page) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM), reason=f"no {CHROMIUM}")
-def test_two_app_processes_serve_sessions_independently(tiny_dir):
+def test_two_app_processes_serve_sessions_independently(tiny_dir, browser):
     """Two processes over one checkpoint folder, as behind a load balancer. Each keeps its own
     sessions: a slider moved on one is not moved on the other; an image one process serves is
     unknown to the other (so a balancer must keep a browser on one process: sticky sessions);
-    stopping one leaves the other's sessions working; neither writes to the shared folder."""
-    pytest.importorskip("playwright.sync_api")
-    from playwright.sync_api import sync_playwright
-
+    stopping one leaves the other's sessions working; neither writes to the shared folder.
+    Its own two servers (they are what it tests); the session's browser (tests/conftest.py)."""
     before = _folder_state(tiny_dir)
-    with contextlib.ExitStack() as stack, sync_playwright() as p:
+    with contextlib.ExitStack() as stack:
         server_a = stack.enter_context(contextlib.ExitStack())
         url_a = server_a.enter_context(serve(tiny_dir))
         url_b = stack.enter_context(serve(tiny_dir))
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page_a, page_b = (browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in "ab")
+        contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in "ab"]
+        stack.callback(lambda: [c.close() for c in contexts])
+        page_a, page_b = (c.new_page() for c in contexts)
         for page, url in ((page_a, url_a), (page_b, url_b)):
             page.goto(url)
             wait_images(page)  # the manifold grid
@@ -114,5 +110,4 @@ def test_two_app_processes_serve_sessions_independently(tiny_dir):
         _nudge(page_b)
         assert _slider_value(page_b) == "0.05"
         assert not page_b.locator('[data-testid="stException"]').count()
-        browser.close()
     assert _folder_state(tiny_dir) == before
