@@ -10,7 +10,7 @@ and each attribute direction it carries (MNIST: slant, thickness, width, height;
 smile, pose), each method:
 
 1. **Held-out score** as stored by ``python -m trainer directions`` (accuracy / AUC or R^2,
-   cross-validated; see ``trainer/directions.py``).
+   cross-validated; see ``trainer/directions.py`` and ``trainer/builtin_directions.py``).
 2. **Sweep**: ``--n-base`` encoded test images (a seeded random choice) are moved along the
    direction from ``-span`` to ``+span`` test-set SDs in ``--steps`` steps and decoded. The
    decoded images are *measured*: MNIST with ``trainer.attributes`` (slant, thickness, width,
@@ -46,8 +46,8 @@ from threadpoolctl import threadpool_limits
 
 from explorer.directions import apply_directions, builtin_directions, step_vector
 from trainer.attributes import ATTRIBUTES, measure_batch
+from trainer.builtin_directions import compute_directions, encode_frey_frames
 from trainer.checkpoint import list_checkpoints, load_checkpoint
-from trainer.directions import compute_directions, encode_frey_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 

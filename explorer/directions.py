@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from trainer.builtin_directions import compute_directions
 from trainer.directions import (
     ARRAY_PREFIX,
     METHOD_LABELS,
     binary_quality,
-    compute_directions,
     direction_spread,
     fit_direction,
     project_out,
@@ -113,7 +113,7 @@ def _number(x) -> float | None:
 
 def computed_directions(ck) -> tuple[dict, dict]:
     """The built-in directions of a checkpoint that carries none, computed now from the
-    dataset folder (:func:`trainer.directions.compute_directions`; needs the data), as the
+    dataset folder (:func:`trainer.builtin_directions.compute_directions`; needs the data), as the
     (arrays, meta) that :func:`builtin_directions` reads."""
     arrays, meta = compute_directions(ck)
     return {ARRAY_PREFIX + k: v for k, v in arrays.items()}, {"directions": meta}
@@ -236,7 +236,7 @@ def user_directions(mu: np.ndarray, name: str, pos_rows, neg_rows,
     unknown = [m for m in methods if m not in USER_METHODS]
     if unknown:
         raise ValueError(f"{name}: unknown method {unknown[0]!r}; expected one of {USER_METHODS}")
-    # One BLAS thread, as in trainer.directions.compute_directions: the fits are small, and a
+    # One BLAS thread, as in trainer.builtin_directions.compute_directions: the fits are small, and a
     # threaded BLAS on a busy 2-core server waits for its threads longer than it computes.
     scored = min(len(pos), len(neg)) >= MIN_GROUP_FOR_QUALITY
     out = []

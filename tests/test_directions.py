@@ -11,6 +11,7 @@ import torch
 from explorer import directions as ed
 from explorer import figures
 from tests.explorer_fixtures import make_checkpoint
+from trainer import builtin_directions as tb
 from trainer import directions as td
 from trainer.checkpoint import load_checkpoint
 
@@ -260,7 +261,7 @@ def test_build_directions_on_tiny_checkpoints(tmp_path, shared_data_dir):
     e = meta["smile"]["classifier"]
     assert e["n_pos"] + e["n_neg"] == e["quality"]["n"] and e["quality"]["folds"] == 5 and e["spread"] > 0
     mnist = make_checkpoint(tmp_path / "mnist.safetensors", dataset="mnist", z_dim=2, n_test=300)
-    meta = td.build_directions(mnist, shared_data_dir)
+    meta = tb.build_directions(mnist, shared_data_dir)
     assert set(meta) == {"slant", "thickness", "width", "height", *(f"digit{k}" for k in range(10))}
     assert set(meta["slant"]) == {"mean_difference", "regression"} and meta["slant"]["regression"]["unit"] == "rad"
     assert meta["slant"]["mean_difference"]["n_pos"] == 75  # top quartile of 300

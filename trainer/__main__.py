@@ -105,8 +105,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_rebuild(args: argparse.Namespace) -> int:
+    from trainer.builtin_directions import build_directions
     from trainer.checkpoint import read_metadata
-    from trainer.directions import build_directions
     from trainer.presets import preset_config
     from trainer.train import train
 
@@ -124,7 +124,7 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def _cmd_directions(args: argparse.Namespace) -> int:
-    from trainer.directions import build_directions, summary_lines
+    from trainer.builtin_directions import build_directions, summary_lines
 
     for path in args.checkpoints:
         t0 = time.perf_counter()

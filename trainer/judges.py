@@ -150,7 +150,7 @@ def train_judge(data_dir: str | os.PathLike | None = None, labels: dict | None =
 
     ``labels``: a dict as from :func:`trainer.labels.load_frey_labels` (default: the shipped
     CSV); ``data_dir``: the datasets folder (default :func:`trainer.data.default_data_dir`)."""
-    from trainer.directions import frey_frames
+    from trainer.builtin_directions import frey_frames
     from trainer.labels import load_frey_labels
 
     lab = labels if labels is not None else load_frey_labels(drop_ambiguous=True)
