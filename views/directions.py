@@ -22,6 +22,8 @@ so a rerun fits only a group it has not seen; a session holds at most
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 
@@ -186,10 +188,11 @@ def _edit_result(ctx: ViewContext, base, base_desc: str, result, path, hold: lis
          caption=f"from the opposite edit (left) through the base (middle) to the result (right), {steps} steps"
                  + (f"; holding {', '.join(h.title for h in hold)}" if hold else ""))
     d1, d2 = st.columns(2)
-    d1.download_button("Download strip (PNG)", images.png_bytes(strip, factor=4), file_name=f"{name}-direction.png",
-                       mime="image/png", key=f"{k}.png", on_click="ignore")
-    d2.download_button("Download strip (GIF)", images.gif_bytes(frames, factor=6), file_name=f"{name}-direction.gif",
-                       mime="image/gif", key=f"{k}.gif", on_click="ignore")
+    # Encoded when clicked, not on every rerun (a GIF of the strip is the costly part of this view).
+    d1.download_button("Download strip (PNG)", functools.partial(images.png_bytes, strip, factor=4),
+                       file_name=f"{name}-direction.png", mime="image/png", key=f"{k}.png", on_click="ignore")
+    d2.download_button("Download strip (GIF)", functools.partial(images.gif_bytes, frames, factor=6),
+                       file_name=f"{name}-direction.gif", mime="image/gif", key=f"{k}.gif", on_click="ignore")
 
 
 # --------------------------------------------------------------------------- user directions
