@@ -168,6 +168,37 @@ def draw_strokes(pg, n: int = 6) -> list[float]:
     return out
 
 
+def _rows(name, ck, payload, moves, d, syn, strokes, load_bytes, release_bytes) -> list[tuple[str, str, str]]:
+    """The results table: (measure, value, note) rows from the drags ``d``, the synthetic sweeps
+    ``syn``, the pad's stroke latencies and the websocket byte counts."""
+    widths = [str(ck.config.z_dim)] + [str(lin.out_features) for _, lin, _ in decoder_layers(ck.model)]
+    med = lambda k: statistics.median(x[k] for x in d)  # noqa: E731
+    smed = lambda k: statistics.median(x[k] for x in syn)  # noqa: E731
+    return [
+        ("model", name, "decoder " + " -> ".join(widths)),
+        ("mouse drag: input events / painted frames (per drag)", f"{med('inputs'):.0f} / {med('frames'):.0f}",
+         f"{moves} mouse moves, median of {len(d)} drags"),
+        ("mouse drag: frames painted per second", f"{med('fps'):.1f}",
+         "input-bound; median frame gap " + f"{med('gap_median'):.1f} ms"),
+        ("mouse drag: input event to painted canvas, median", f"{med('lat_median'):.1f} ms",
+         f"aim < 16 ms; p95 {med('lat_p95'):.1f} ms"),
+        ("decode + paint per frame, median (mouse drag)", f"{med('decode_median'):.2f} ms",
+         "JavaScript, Float32Array weights"),
+        ("synthetic 250 Hz input: events / painted frames", f"{smed('inputs'):.0f} / {smed('frames'):.0f}",
+         f"2 s sweep of z0, median of {len(syn)}"),
+        ("synthetic 250 Hz input: frames painted per second", f"{smed('fps'):.1f}",
+         f"aim >= 50 (display-bound); median frame gap {smed('gap_median'):.1f} ms"),
+        ("synthetic 250 Hz input: oldest unpainted event to painted canvas, median", f"{smed('lat_median'):.1f} ms",
+         f"aim < 16 ms; p95 {smed('lat_p95'):.1f} ms (includes the wait for the next frame)"),
+        ("drawing pad: stroke end to new reconstruction, median", f"{statistics.median(strokes):.0f} ms",
+         f"aim < 300 ms; {len(strokes)} strokes, max {max(strokes):.0f} ms"),
+        ("payload: the decoder as safetensors", f"{payload.n_bytes:,} B", "float32 weights + JSON header, raw bytes"),
+        ("websocket bytes to open the Live tab", f"{load_bytes:,} B", "whole page: app, sidebar, weights"),
+        ("websocket bytes for one slider release (rerun)", f"{release_bytes:,} B",
+         "weights not resent (message cache)"),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ckpt-dir", type=Path, default=models.default_checkpoint_dir())
@@ -184,7 +215,6 @@ def main() -> None:
     payload = pack_decoder(ck.model, entry.name)
     from playwright.sync_api import sync_playwright
 
-    rows = []
     with streamlit_server(APP, env={"VAE_CHECKPOINT_DIR": str(args.ckpt_dir)}) as url, sync_playwright() as p:
         browser = launch(p)
         pg = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -223,32 +253,7 @@ def main() -> None:
             pg.screenshot(path=str(REPO / "docs" / "screenshots" / "drawing_pad.png"))
         browser.close()
 
-    widths = [str(ck.config.z_dim)] + [str(lin.out_features) for _, lin, _ in decoder_layers(ck.model)]
-    med = lambda k: statistics.median(x[k] for x in d)  # noqa: E731
-    smed = lambda k: statistics.median(x[k] for x in syn)  # noqa: E731
-    rows += [
-        ("model", entry.name, "decoder " + " -> ".join(widths)),
-        ("mouse drag: input events / painted frames (per drag)", f"{med('inputs'):.0f} / {med('frames'):.0f}",
-         f"{args.moves} mouse moves, median of {len(d)} drags"),
-        ("mouse drag: frames painted per second", f"{med('fps'):.1f}",
-         "input-bound; median frame gap " + f"{med('gap_median'):.1f} ms"),
-        ("mouse drag: input event to painted canvas, median", f"{med('lat_median'):.1f} ms",
-         f"aim < 16 ms; p95 {med('lat_p95'):.1f} ms"),
-        ("decode + paint per frame, median (mouse drag)", f"{med('decode_median'):.2f} ms",
-         "JavaScript, Float32Array weights"),
-        ("synthetic 250 Hz input: events / painted frames", f"{smed('inputs'):.0f} / {smed('frames'):.0f}",
-         f"2 s sweep of z0, median of {len(syn)}"),
-        ("synthetic 250 Hz input: frames painted per second", f"{smed('fps'):.1f}",
-         f"aim >= 50 (display-bound); median frame gap {smed('gap_median'):.1f} ms"),
-        ("synthetic 250 Hz input: oldest unpainted event to painted canvas, median", f"{smed('lat_median'):.1f} ms",
-         f"aim < 16 ms; p95 {smed('lat_p95'):.1f} ms (includes the wait for the next frame)"),
-        ("drawing pad: stroke end to new reconstruction, median", f"{statistics.median(strokes):.0f} ms",
-         f"aim < 300 ms; {len(strokes)} strokes, max {max(strokes):.0f} ms"),
-        ("payload: the decoder as safetensors", f"{payload.n_bytes:,} B", "float32 weights + JSON header, raw bytes"),
-        ("websocket bytes to open the Live tab", f"{load_bytes:,} B", "whole page: app, sidebar, weights"),
-        ("websocket bytes for one slider release (rerun)", f"{release_bytes:,} B",
-         "weights not resent (message cache)"),
-    ]
+    rows = _rows(entry.name, ck, payload, args.moves, d, syn, strokes, load_bytes, release_bytes)
     print("| measure | value | note |\n|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} |")

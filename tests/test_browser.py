@@ -27,6 +27,8 @@ def _digit_png() -> bytes:
 
 
 def test_browser_walkthrough(app_url, browser_checkpoints, page, screenshot, tmp_path):
+    """One user's tour of every tab in one page, in order (long on purpose: each step starts from
+    the state the previous one left, as in a real session, and takes the README's screenshots)."""
     names = browser_checkpoints.names
     mnist = names[0]  # the app's default model
     page.goto(f"{app_url}/?model={mnist}")
