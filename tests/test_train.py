@@ -43,6 +43,11 @@ def _write_idx(path, arr: np.ndarray):
 @pytest.fixture
 def tiny_mnist(tmp_path):
     """300 train / 60 test synthetic 28x28 'digits' (bars at a label-dependent position)."""
+    return write_tiny_mnist(tmp_path)
+
+
+def write_tiny_mnist(tmp_path: Path) -> Path:
+    """The tiny_mnist files under ``tmp_path / "data"``; returns that data folder."""
     rng = np.random.default_rng(0)
     d = tmp_path / "data" / "mnist"
     d.mkdir(parents=True)

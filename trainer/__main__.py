@@ -2,6 +2,7 @@
 
     python -m trainer train --dataset mnist --z-dim 20 --epochs 50 --out runs/mnist-z20.safetensors
     python -m trainer train --out runs/mnist-z20.safetensors --resume     # after Ctrl-C or SIGTERM
+    torchrun --nproc-per-node 2 -m trainer train ...                       # data-parallel (README: Scaling up)
     python -m trainer evaluate checkpoints/mnist-z20.safetensors --k 1000
     python -m trainer info checkpoints/mnist-z20.safetensors
     python -m trainer rebuild --data-dir ../shared/data                    # all shipped checkpoints
@@ -10,7 +11,9 @@
 ``train``'s flags are generated from :class:`trainer.config.TrainConfig`: one per field, its help
 text from the field's metadata, choices from its ``Literal`` type, a fixed number of values for a
 fixed-size tuple. Every error is one line on stderr: exit 2 for a bad argument (checked before any
-data is loaded), 1 for a failure, 130 for an abort or an interrupted ``rebuild``.
+data is loaded), 1 for a failure, 130 for an abort or an interrupted ``rebuild``. Under torchrun
+each failing process prints one line prefixed with its rank (any exception, tracebacks included,
+as one line), and torchrun stops the others.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import typing
 
 from trainer.checkpoint import CheckpointError
 from trainer.config import ConfigError, TrainConfig, flag
+from trainer.distributed import is_main_process, rank_label
 from trainer.presets import PRESETS
 from trainer.train import TrainingDiverged
 
@@ -82,7 +86,9 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 def _cmd_train(args: argparse.Namespace) -> int:
     from trainer.train import train
 
-    print(train(_config_from_args(args), resume=args.resume))
+    path = train(_config_from_args(args), resume=args.resume)
+    if is_main_process():
+        print(path)
     return 0
 
 
@@ -110,6 +116,10 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
     from trainer.presets import preset_config
     from trainer.train import train
 
+    if rank_label():
+        print("error: rebuild runs in one process (python -m trainer rebuild); use torchrun with train",
+              file=sys.stderr)
+        return 2
     configs = [preset_config(name, data_dir=args.data_dir, out_dir=args.out_dir) for name in args.only or PRESETS]
     for cfg in configs:  # all made (and so validated) before the first run starts
         t0 = time.perf_counter()
@@ -172,17 +182,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    who = rank_label()  # "rank R/W: " under torchrun
     try:
         return args.run(args)
     except ConfigError as e:  # a flag's value, refused before any data is loaded
-        print(f"error: {flag(e.field)}: {e.problem}, got {e.shown}", file=sys.stderr)
+        print(f"error: {who}{flag(e.field)}: {e.problem}, got {e.shown}", file=sys.stderr)
         return 2
     except (CheckpointError, TrainingDiverged, ValueError, KeyError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {who}{e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("aborted", file=sys.stderr)
+        print(f"{who}aborted", file=sys.stderr)
         return 130
+    except Exception as e:  # under torchrun: one line per failing process; torchrun stops the others
+        if not who:
+            raise
+        print(f"error: {who}{_one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: Exception) -> str:
+    """An unexpected exception in one line; a broken connection to the other processes says so."""
+    import torch.distributed as dist
+
+    first = (str(e).strip().splitlines() or [""])[0][:300]
+    lost = ("Connection closed by peer", "Connection reset by peer", "NCCL")  # gloo's and nccl's words for it
+    if isinstance(e, dist.DistError) or any(w in first for w in lost):
+        return f"lost contact with the other processes (one failed or was stopped; see its message): {first}"
+    return f"{type(e).__name__}: {first}"
 
 
 if __name__ == "__main__":

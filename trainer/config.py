@@ -25,6 +25,7 @@ Activation = Literal["relu", "tanh", "softplus", "elu"]  # trainer.model.ACTIVAT
 Likelihood = Literal["bernoulli", "gaussian"]  # trainer.model.LIKELIHOODS
 LrSchedule = Literal["constant", "cosine", "exponential"]
 MatmulPrecision = Literal["highest", "high", "medium"]  # torch.set_float32_matmul_precision
+Device = Literal["auto", "cpu", "cuda"]  # trainer.distributed.resolve_device
 MAX_SEED = 2**62  # seeds leave headroom for the fixed offsets added to them (evaluation draws)
 
 
@@ -74,17 +75,20 @@ class TrainConfig:
     binarize: bool = _f(True, "dynamic binarisation: a fresh Bernoulli draw per pixel per step (Bernoulli only)")
     # optimisation
     epochs: int = _f(10, "training epochs", ge=1)
-    batch_size: int = _f(128, "minibatch size M", ge=1)
+    batch_size: int = _f(128, "minibatch size M; under torchrun the global batch: each of the N processes "
+                         "trains on M/N of it (shares differ by at most one; M >= N)", ge=1)
     lr: float = _f(1e-3, "Adam learning rate", gt=0)
     lr_schedule: LrSchedule = _f("constant", "learning-rate schedule over the run")
     lr_min: float = _f(1e-5, "cosine: final learning rate; exponential: its floor", ge=0)
     lr_gamma: float = _f(0.99, "exponential: per-epoch learning-rate factor", gt=0, le=1)
     seed: int = _f(0, "random seed (same seed, same result)", ge=0, le=MAX_SEED)
-    bf16: bool = _f(False, "autocast forward passes to bfloat16 (CPU); evaluation stays float32")
+    bf16: bool = _f(False, "autocast forward passes to bfloat16 (CPU or GPU); evaluation stays float32")
     # "medium": bf16 products with float32 accumulation, ~1.15x faster here with the same loss curve.
     matmul_precision: MatmulPrecision = _f("medium", "torch float32 matmul precision while training "
                                            "(highest = exact float32; medium = bf16 products)")
     threads: int = _f(0, "torch CPU threads (0 = torch's default)", ge=0)
+    device: Device = _f("auto", "where to train: auto (a CUDA GPU when torch sees one, else the CPU), cpu or "
+                        "cuda; under torchrun each process takes GPU LOCAL_RANK")
     # evaluation and what the app needs
     iwae_k: int = _f(1000, "importance samples for the final log p(x) estimate (0 = skip it)", ge=0)
     iwae_n: int = _f(0, "test examples for the log p(x) estimate (0 = all)", ge=0)

@@ -64,7 +64,7 @@ def eval_inputs(test_x: torch.Tensor, binarized: bool) -> tuple[torch.Tensor, to
 @torch.no_grad()
 def evaluate_elbo(model: VAE, x: torch.Tensor, batch: int = 2000, seed: int = 0) -> dict:
     """Test ELBO, reconstruction and KL (nats per example, one eps sample, float32)."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(x.device).manual_seed(seed)
     tot = {"elbo": 0.0, "rec": 0.0, "kl": 0.0}
     for i in range(0, x.shape[0], batch):
         xb = x[i : i + batch]
@@ -77,7 +77,7 @@ def evaluate_elbo(model: VAE, x: torch.Tensor, batch: int = 2000, seed: int = 0)
 def iwae_log_likelihood_batched(model: VAE, x: torch.Tensor, k: int, seed: int = 0, batch: int = 100,
                                 progress: bool = False) -> torch.Tensor:
     """Importance-weighted log p(x) per example over a large set, in batches: (N, D) -> (N,)."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(x.device).manual_seed(seed)
     out = []
     rng = range(0, x.shape[0], batch)
     if progress:
@@ -119,7 +119,7 @@ def latent_arrays(model: VAE, x_grey: torch.Tensor, labels: torch.Tensor,
     ``labels`` (N,): ``test_mu``/``test_logvar`` (N, J), ``test_labels``/``test_index`` (N,),
     ``test_embedding`` (N, 2). Also the KL per latent dimension (J floats, mean over N) and how the
     embedding was made: ``"umap"``, or ``"latent"`` (the first two dimensions of the means)."""
-    mu, logvar = encode_all(model, x_grey)
+    mu, logvar = (t.cpu() for t in encode_all(model, x_grey))  # trained on a GPU: the arrays live on the host
     kl_dim = kl_divergence(mu, logvar).mean(0)
     emb = umap_embedding(mu) if (use_umap or mu.shape[1] <= 2) else mu[:, :2].clone()
     arrays = {

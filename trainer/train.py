@@ -19,6 +19,10 @@ the last good checkpoint in place.
 A run, in order (:func:`train`): checks, the resumable checkpoint if resuming, the data
 (:class:`TrainData`), then :class:`_Run`: per epoch :meth:`_Run.train_epoch` (the hot loop) and
 :meth:`_Run.end_epoch` (the per-epoch record and a resumable save), finally :meth:`_Run.finalize`.
+
+Where it runs (:mod:`trainer.distributed`): ``--device`` picks the CPU or a CUDA GPU; under
+``torchrun`` every process runs this same loop on its share of each global batch
+(DistributedDataParallel) and only rank 0 reads and writes checkpoints and shows progress.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ import glob
 import json
 import math
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -40,6 +43,7 @@ import torch
 
 from trainer.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, TrainConfig
+from trainer.distributed import Placement, StopFlag, placement
 from trainer.evaluate import (
     eval_inputs,
     evaluate_elbo,
@@ -82,7 +86,7 @@ def binarize_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     1.1 ms per 128x784 batch, a quarter of a training step)."""
     # ceil(x - u) is 1 where u < x and 0 (or -0.0) elsewhere: the same draw as (u < x).float()
     # without a bool tensor and a dtype conversion on the hot path.
-    return torch.rand(x.shape, generator=generator, dtype=x.dtype).neg_().add_(x).ceil_()
+    return torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device).neg_().add_(x).ceil_()
 
 
 # --- before anything is loaded -------------------------------------------------------------------
@@ -210,34 +214,6 @@ def _unpack_state(opt: torch.optim.Adam, gen: torch.Generator, st: dict[str, tor
     return st["perm"]
 
 
-class _StopFlag:
-    """The first Ctrl-C (SIGINT) or SIGTERM asks the loop to stop at the next batch boundary and
-    save a resumable checkpoint; a second one aborts (KeyboardInterrupt)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict[int, object] = {}
-
-    def __enter__(self) -> _StopFlag:
-        for s in self.SIGNALS:
-            with contextlib.suppress(ValueError):  # not the main thread: no signals expected
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print(f"\nInterrupted ({signal.Signals(signum).name}): saving a resumable checkpoint after this batch "
-              "(Ctrl-C again to abort)", file=sys.stderr)
-
-    def __exit__(self, *exc) -> None:
-        for s, old in self._old.items():
-            signal.signal(s, old)
-
-
 # --- the run ------------------------------------------------------------------------------------
 
 def train(cfg: TrainConfig, resume: bool = False,
@@ -247,27 +223,42 @@ def train(cfg: TrainConfig, resume: bool = False,
     ``resume=True`` continues from the resumable checkpoint at ``cfg.out`` bit-for-bit.
     ``callback(step)`` is called after every optimizer step; returning True requests a stop
     exactly as Ctrl-C does (a resumable checkpoint is written and the function returns).
-    A bad config value or an unwritable output folder raises ConfigError before any data is read."""
+    A bad config value or an unwritable output folder raises ConfigError before any data is read.
+    Under torchrun every process calls it (:mod:`trainer.distributed`); all return the path."""
     cfg.validate()
-    out = prepare_output(cfg.out)
+    with placement(cfg.device) as place:
+        return _train(cfg, resume, callback, place)
+
+
+def _train(cfg: TrainConfig, resume: bool, callback, place: Placement) -> Path:
+    if cfg.batch_size < place.world:
+        raise ConfigError("batch_size", f"is the global batch, so at least the number of processes ({place.world})",
+                          cfg.batch_size)
     mcfg = model_config(cfg)
-    resumed = _read_resumable(out, mcfg) if resume else None
+    out, resumed = place.from_main(lambda: (prepare_output(cfg.out), _read_resumable(Path(cfg.out), mcfg)
+                                            if resume else None))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     # Denormal floats (tiny gradients late in training) are very slow on x86; flush them to zero.
     torch.set_flush_denormal(True)
     t_start = time.perf_counter()
-    run = _Run(cfg, mcfg, load_train_data(cfg, mcfg), out, t_start)
+    with place.local_main_first():  # a --download happens once per machine
+        data = load_train_data(cfg, mcfg)
+    run = _Run(cfg, mcfg, data, out, t_start, place)
     if resumed is not None:
         run.restore(resumed)
-    with _StopFlag() as stop, matmul_precision(cfg.matmul_precision):
+    with StopFlag(announce=place.is_main) as stop, matmul_precision(cfg.matmul_precision):
         while run.state.epoch < cfg.epochs:
             stopped, train_seconds = run.train_epoch(stop, callback)
             if not stopped:
                 run.end_epoch(train_seconds)
-            if stopped or stop.requested:
-                print(f"Saved resumable checkpoint {out}; continue with --resume", file=sys.stderr)
+            if stopped or place.agree(stop.requested):
+                if place.is_main:
+                    print(f"Saved resumable checkpoint {out}; continue with --resume", file=sys.stderr)
                 return out
+    place.close()  # training is over: the other processes leave, the main one evaluates and writes
+    if not place.is_main:
+        return out
     with matmul_precision("highest"):
         return run.finalize()
 
@@ -275,16 +266,21 @@ def train(cfg: TrainConfig, resume: bool = False,
 class _Run:
     """One training run's model, optimizer, RNG and :class:`RunState`, and what it writes."""
 
-    def __init__(self, cfg: TrainConfig, mcfg: VAEConfig, data: TrainData, out: Path, t_start: float) -> None:
-        self.cfg, self.data, self.out, self.t_start = cfg, data, out, t_start
+    def __init__(self, cfg: TrainConfig, mcfg: VAEConfig, data: TrainData, out: Path, t_start: float,
+                 place: Placement) -> None:
+        self.cfg, self.data, self.out, self.t_start, self.place = cfg, data, out, t_start, place
         torch.manual_seed(cfg.seed)
-        self.model = VAE(mcfg)
+        self.model = VAE(mcfg).to(place.device)
+        self.net = place.wrap(self.model)  # what a training step calls: the model, or DDP around it
         self.opt = _optimizer(self.model, cfg.lr)
-        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.gen = place.generator(cfg.seed)
+        self.gather, self.index_device = place.batch_source(data.x_train)
+        data.x_test, data.x_test_grey = place.to_device(data.x_test), place.to_device(data.x_test_grey)
         self.n = data.x_train.shape[0]
         self.steps_per_epoch = math.ceil(self.n / cfg.batch_size)
         self.state = RunState()
-        self.autocast = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.bf16 else contextlib.nullcontext()
+        self.autocast = (torch.autocast(place.device.type, dtype=torch.bfloat16) if cfg.bf16
+                         else contextlib.nullcontext())
         self.base_meta = {
             "name": cfg.name or out.stem,
             "title": cfg.title or f"{data.meta['dataset']} VAE, {cfg.z_dim}-D latent",
@@ -297,99 +293,122 @@ class _Run:
     def restore(self, ck: Checkpoint) -> None:
         """Continue from a resumable checkpoint (see :func:`_read_resumable`)."""
         self.model.load_state_dict(ck.model.state_dict())
-        perm = _unpack_state(self.opt, self.gen, ck.state)
-        r = ck.meta["resume"]
+        r, place = ck.meta["resume"], self.place
+        state = dict(ck.state, rng=place.rng_state(ck.state["rng"], self.cfg.seed + r["step"]))
+        perm = _unpack_state(self.opt, self.gen, state)
+        sums = torch.tensor(r["sums"], dtype=torch.float64, device=place.device)
         self.state = RunState(
             epoch=r["epoch"], batch_idx=r["batch_idx"], step=r["step"],
-            sums=torch.tensor(r["sums"], dtype=torch.float64),
+            # the saved sums are over all processes; each holds its share, summed at the epoch's end
+            sums=sums / place.world if place.world > 1 else sums,
             # stopped at an epoch boundary (empty permutation): the next epoch draws a new one
-            perm=perm if perm.numel() else None,
+            perm=perm.to(self.index_device) if perm.numel() else None,
             history=ck.meta.get("history", []), prev_seconds=ck.meta.get("wall_time_s", 0.0))
+        if not place.is_main:
+            return
         print(f"Resuming {self.out} at epoch {r['epoch'] + 1}, batch {r['batch_idx']}/{self.steps_per_epoch}",
               file=sys.stderr)
 
     def save_resumable(self, perm: torch.Tensor) -> None:
+        if not self.place.is_main:  # one writer
+            return
         st = self.state
         meta = dict(self.base_meta, history=st.history,
                     wall_time_s=st.prev_seconds + time.perf_counter() - self.t_start,
                     resume={"epoch": st.epoch, "batch_idx": st.batch_idx, "step": st.step, "sums": st.sums.tolist()})
         save_checkpoint(self.out, self.model, meta, state=_pack_state(self.opt, self.gen, perm))
 
-    def train_epoch(self, stop: _StopFlag, callback) -> tuple[bool, float]:
+    def train_epoch(self, stop: StopFlag, callback) -> tuple[bool, float]:
         """Run the current epoch (or its rest, after a resume). Returns (stopped mid-epoch, seconds
         in the loop); a stop mid-epoch has already written its resumable checkpoint."""
-        cfg, st, model, opt, gen = self.cfg, self.state, self.model, self.opt, self.gen
-        x_train, binarize, spe, n = self.data.x_train, self.data.binarize, self.steps_per_epoch, self.n
+        cfg, st, opt, gen, place = self.cfg, self.state, self.opt, self.gen, self.place
+        gather, binarize, spe, n, bs = self.gather, self.data.binarize, self.steps_per_epoch, self.n, cfg.batch_size
         if st.perm is None:
-            st.perm = torch.randperm(n, generator=gen)
-            st.batch_idx, st.sums = 0, torch.zeros(3, dtype=torch.float64)
+            st.perm = torch.randperm(n, generator=gen, device=gen.device).to(self.index_device)
+            st.batch_idx, st.sums = 0, torch.zeros(3, dtype=torch.float64, device=place.device)
         perm, sums = st.perm, st.sums
-        model.train()
+        self.net.train()
         t_epoch = time.perf_counter()
-        bar = _progress(cfg, st.epoch, spe, st.batch_idx)
+        bar = _progress(cfg, st.epoch, spe, st.batch_idx) if place.is_main else None
         stopped = False
         while st.batch_idx < spe:
-            xb = x_train[perm[st.batch_idx * cfg.batch_size : (st.batch_idx + 1) * cfg.batch_size]]
-            if binarize:
-                xb = binarize_batch(xb, gen)
-            for group in opt.param_groups:
-                group["lr"] = lr_at(cfg, st.step, spe)
-            parts = self._loss(xb, st.step)
-            loss_value = parts["loss"].item()
-            if not math.isfinite(loss_value):
-                raise TrainingDiverged(
-                    f"loss became {loss_value} at epoch {st.epoch + 1}, batch {st.batch_idx}; "
-                    f"stopped. The last good checkpoint ({self.out}, end of epoch {st.epoch}) is kept. "
-                    f"Try a lower --lr or a higher --min-logvar.")
+            # this process's rows of the global batch (all of them in a plain run), its loss weight
+            # and the context its noise is drawn in (trainer.distributed.Placement.my_rows)
+            idx, n_rows, weight, draws = place.my_rows(perm[st.batch_idx * bs : (st.batch_idx + 1) * bs], gen)
+            xb = gather(idx)
+            with draws:
+                if binarize:
+                    xb = binarize_batch(xb, gen)
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(cfg, st.step, spe)
+                parts = self._loss(xb, st.step)
+            if place.sync_each_step:
+                loss_value = parts["loss"].item()
+                if not math.isfinite(loss_value):
+                    raise self._diverged(f"loss became {loss_value} at epoch {st.epoch + 1}, batch {st.batch_idx}")
             opt.zero_grad(set_to_none=True)
-            parts["loss"].backward()
+            (parts["loss"] if weight == 1 else parts["loss"] * weight).backward()
             opt.step()
             with torch.no_grad():
-                sums.add_(torch.stack((parts["elbo"], parts["rec"], parts["kl"])), alpha=xb.shape[0])
+                sums.add_(torch.stack((parts["elbo"], parts["rec"], parts["kl"])), alpha=n_rows)
             st.batch_idx += 1
             st.step += 1
             if bar is not None:
                 bar.update(1)
                 if st.batch_idx % 25 == 0 or st.batch_idx == spe:
-                    bar.set_postfix(elbo=f"{float(sums[0]) / min(st.batch_idx * cfg.batch_size, n):.2f}")
+                    seen = min(st.batch_idx * bs, n) / place.world  # this process's share, near enough
+                    bar.set_postfix(elbo=f"{float(sums[0]) / seen:.2f}")
             if callback is not None and callback(st.step):
                 stop.requested = True
-            if stop.requested and st.batch_idx < spe:
-                stopped = True
-                break
+            agreed_stop, non_finite = place.poll(stop.requested, sums, st.batch_idx, spe)
+            if non_finite:
+                raise self._diverged(f"loss became non-finite at epoch {st.epoch + 1}, by batch {st.batch_idx}")
+            if agreed_stop:
+                stop.requested = True
+                if st.batch_idx < spe:
+                    stopped = True
+                    break
         train_seconds = time.perf_counter() - t_epoch
         if bar is not None:
             bar.close()
         if stopped:
+            place.sum_(sums)
             self.save_resumable(perm)
         return stopped, train_seconds
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        return TrainingDiverged(f"{what}; stopped. The last good checkpoint ({self.out}, end of epoch "
+                                f"{self.state.epoch}) is kept. Try a lower --lr or a higher --min-logvar.")
 
     def _loss(self, xb: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         """The negative (beta-weighted) ELBO of a batch and its parts (trainer.model.loss_function)."""
         with self.autocast:
-            out_b = self.model(xb, self.cfg.n_samples, self.gen)
+            out_b = self.net(xb, self.cfg.n_samples, self.gen)
         if self.cfg.bf16:
             out_b = {k: (v.float() if v is not None else None) for k, v in out_b.items()}
         return loss_function(xb, out_b, beta_at(self.cfg, step, self.steps_per_epoch))
 
     def end_epoch(self, train_seconds: float) -> None:
-        """The per-epoch record: test ELBO in exact float32 and a history row (a non-finite ELBO
-        stops the run); then the next epoch starts from a resumable checkpoint."""
-        cfg, st = self.cfg, self.state
-        self.model.eval()
-        with matmul_precision("highest"):
-            test = evaluate_elbo(self.model, self.data.x_test, seed=cfg.seed + st.epoch)
-        train_means = (st.sums / self.n).tolist()
-        st.history.append({
-            "epoch": st.epoch + 1, "train_elbo": train_means[0], "train_rec": train_means[1],
-            "train_kl": train_means[2], "test_elbo": test["elbo"], "test_rec": test["rec"],
-            "test_kl": test["kl"], "lr": lr_at(cfg, st.step, self.steps_per_epoch),
-            "beta": beta_at(cfg, st.step, self.steps_per_epoch), "seconds": train_seconds,
-        })
+        """The per-epoch record: the train ELBO (summed over processes), and on the main process
+        the test ELBO in exact float32 and a history row (a non-finite ELBO stops the run); then
+        the next epoch starts from a resumable checkpoint."""
+        cfg, st, main = self.cfg, self.state, self.place.is_main
+        train_means = (self.place.sum_(st.sums) / self.n).tolist()
+        test = {"elbo": 0.0}
+        if main:
+            self.model.eval()
+            with matmul_precision("highest"):
+                test = evaluate_elbo(self.model, self.data.x_test, seed=cfg.seed + st.epoch)
+            st.history.append({
+                "epoch": st.epoch + 1, "train_elbo": train_means[0], "train_rec": train_means[1],
+                "train_kl": train_means[2], "test_elbo": test["elbo"], "test_rec": test["rec"],
+                "test_kl": test["kl"], "lr": lr_at(cfg, st.step, self.steps_per_epoch),
+                "beta": beta_at(cfg, st.step, self.steps_per_epoch), "seconds": train_seconds,
+            })
         if not all(math.isfinite(v) for v in (*train_means, test["elbo"])):
             raise TrainingDiverged(f"non-finite ELBO after epoch {st.epoch + 1}; the last good checkpoint "
                                    f"({self.out}) is kept. Try a lower --lr.")
-        if cfg.progress:
+        if main and cfg.progress:
             print(f"epoch {st.epoch + 1}/{cfg.epochs}: train ELBO {train_means[0]:.2f}, "
                   f"test ELBO {test['elbo']:.2f} (rec {test['rec']:.2f}, KL {test['kl']:.2f})", file=sys.stderr)
         st.epoch += 1
