@@ -158,6 +158,13 @@ def test_rank_label_comes_from_torchrun_variables(monkeypatch):
     assert rank_label() == ""
 
 
+def test_rebuild_is_refused_inside_torchrun(monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert main(["rebuild", "--only", "frey-z2"]) == 2
+    assert "rebuild runs in one process" in capsys.readouterr().err
+
+
 # --- two processes, in-process API (torch.multiprocessing, env:// on 127.0.0.1) --------------------
 
 def _worker(rank: int, port: int, data_dir: str, folder: str) -> None:

@@ -208,7 +208,8 @@ def _one_line(e: Exception) -> str:
     first = (str(e).strip().splitlines() or [""])[0][:300]
     lost = ("Connection closed by peer", "Connection reset by peer", "NCCL")  # gloo's and nccl's words for it
     if isinstance(e, dist.DistError) or any(w in first for w in lost):
-        return f"lost contact with the other processes (one failed or was stopped; see its message): {first}"
+        detail = first.split("] ", 1)[-1].split(". ")[0]  # gloo: "[pair.cc:537] Read error ...: reset by peer."
+        return f"lost contact with the other processes (one failed or was stopped; see its message): {detail}"
     return f"{type(e).__name__}: {first}"
 
 

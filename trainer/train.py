@@ -235,8 +235,12 @@ def _train(cfg: TrainConfig, resume: bool, callback, place: Placement) -> Path:
         raise ConfigError("batch_size", f"is the global batch, so at least the number of processes ({place.world})",
                           cfg.batch_size)
     mcfg = model_config(cfg)
-    out, resumed = place.from_main(lambda: (prepare_output(cfg.out), _read_resumable(Path(cfg.out), mcfg)
-                                            if resume else None))
+
+    def checked_output() -> tuple[Path, Checkpoint | None]:  # on rank 0 only, which writes
+        path = prepare_output(cfg.out)
+        return path, (_read_resumable(path, mcfg) if resume else None)
+
+    out, resumed = place.from_main(checked_output)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     # Denormal floats (tiny gradients late in training) are very slow on x86; flush them to zero.
