@@ -198,3 +198,16 @@ def screenshot(request, browser_checkpoints, tmp_path_factory):
         return path
 
     return take
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _folder_cache_in_tmp(tmp_path_factory):
+    """Training on an image folder decodes it into a cache (trainer.folder_cache): tests, and the
+    processes they start, put it in a temporary folder, never in the user's ~/.cache."""
+    old = os.environ.get("VAE_CACHE_DIR")
+    os.environ["VAE_CACHE_DIR"] = str(tmp_path_factory.mktemp("vae-cache"))
+    yield
+    if old is None:
+        os.environ.pop("VAE_CACHE_DIR", None)
+    else:
+        os.environ["VAE_CACHE_DIR"] = old

@@ -59,6 +59,9 @@ class TrainConfig:
     image_folder: str | None = _f(None, "with --dataset folder: the folder of images (sub-folders are classes)")
     image_size: tuple[int, int] = _f((28, 28), "with --dataset folder: the size images are resized to", ge=1,
                                      metavar=("H", "W"))
+    cache_dir: str | None = _f(None, "with --dataset folder: where the folder is decoded once into a memory-mapped "
+                               "uint8 cache, rebuilt when its files change (default: $VAE_CACHE_DIR, else "
+                               "$XDG_CACHE_HOME/vae-latent-explorer, else ~/.cache/vae-latent-explorer)")
     out: str = _f("runs/model.safetensors", "checkpoint file to write (and to continue with --resume)")
     name: str | None = _f(None, "model name shown in the app (default: the file name of --out)")
     title: str | None = _f(None, "one-line title shown in the app (default: dataset and latent size)")

@@ -138,6 +138,9 @@ def load_dataset(
     image_size: tuple[int, int] = (28, 28),
     test_fraction: float = 0.1,
     seed: int = 0,
+    cached: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = False,
 ) -> ImageDataset:
     """Load ``"mnist"``, ``"frey"`` or ``"folder"``: the one place that decides where a run's data
     comes from (the trainer, ``python -m trainer evaluate`` and the app's originals call it).
@@ -145,12 +148,20 @@ def load_dataset(
     Named datasets are read from ``data_dir`` (``None``: :func:`default_data_dir`), fetching
     missing files when ``download`` is true; they have fixed sizes and splits. ``"folder"`` reads
     ``image_folder`` (or, when that is None, ``data_dir`` itself) at ``image_size`` (H, W), with
-    ``test_fraction`` and ``seed`` for its split; ``download`` does not apply to it.
+    ``test_fraction`` and ``seed`` for its split; ``download`` does not apply to it. With ``cached``
+    (the trainer) it goes through :func:`trainer.folder_cache.open_folder_dataset`: the same images
+    and split, decoded once into ``cache_dir`` (``progress``: its build's bar), ``train_x`` a
+    memory-mapped :class:`~trainer.memmap_images.MemmapImages` that is read a batch at a time.
     """
     if name == "folder":
         folder = image_folder if image_folder is not None else data_dir
         if folder is None:
             raise DataError("dataset 'folder' needs the image folder (image_folder, or data_dir)")
+        if cached:
+            from trainer.folder_cache import open_folder_dataset  # it imports this module
+
+            return open_folder_dataset(folder, image_size, test_fraction=test_fraction, seed=seed,
+                                       cache_dir=cache_dir, progress=progress)
         return load_image_folder(folder, image_size=image_size, test_fraction=test_fraction, seed=seed)
     root = default_data_dir() if data_dir is None else data_dir
     if name == "mnist":

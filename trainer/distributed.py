@@ -151,13 +151,17 @@ class Placement:
                   "(same weights and optimizer state, not bit-for-bit)", file=sys.stderr)
         return mine
 
-    def batch_source(self, x: torch.Tensor) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.device]:
+    def batch_source(self, x) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.device]:
         """``(gather, index_device)``: ``gather(idx)`` gives rows ``idx`` of ``x`` (N, D) on the
         training device, for indices on ``index_device``. On the CPU it is ``x[idx]`` itself. On a
         GPU, a set that fits (MNIST: 188 MB) is copied there once; a larger one stays in host
-        memory and each batch goes through pinned staging buffers with non-blocking copies."""
+        memory and each batch goes through pinned staging buffers with non-blocking copies. An image
+        folder's memory-mapped set (not a tensor: :class:`trainer.memmap_images.BatchInput`) is read
+        a batch at a time, only the rows asked for (under DDP, this process's share)."""
         if self.device.type == "cpu":
-            return x.__getitem__, x.device
+            return x.__getitem__, torch.device("cpu")
+        if not isinstance(x, torch.Tensor):
+            return (lambda idx: x[idx].pin_memory().to(self.device, non_blocking=True)), torch.device("cpu")
         free, _ = torch.cuda.mem_get_info(self.device)
         if x.numel() * x.element_size() <= DEVICE_RESIDENT_FRACTION * free:
             return x.to(self.device).__getitem__, self.device

@@ -35,6 +35,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +51,8 @@ from trainer.evaluate import (
     iwae_log_likelihood_batched,
     latent_arrays,
     matmul_precision,
-    to_model_input,
 )
+from trainer.memmap_images import BatchInput, model_input
 from trainer.model import VAE, VAEConfig, loss_function
 
 
@@ -144,11 +145,12 @@ def _read_resumable(out: Path, mcfg: VAEConfig) -> Checkpoint:
 
 @dataclass
 class TrainData:
-    """A run's tensors: ``x_train`` (N, D) float32 grey levels in [0, 1]; ``x_test`` (M, D) what
+    """A run's tensors: ``x_train`` (N, D) float32 grey levels in [0, 1] (an image folder: a
+    :class:`BatchInput` that reads each batch from the memory-mapped cache); ``x_test`` (M, D) what
     test likelihoods are reported on (the fixed binarisation when ``binarize``); ``x_test_grey``
     (M, D); ``test_y`` (M,); ``meta``: the dataset's part of the checkpoint metadata."""
 
-    x_train: torch.Tensor
+    x_train: torch.Tensor | BatchInput
     x_test: torch.Tensor
     x_test_grey: torch.Tensor
     test_y: torch.Tensor
@@ -156,18 +158,24 @@ class TrainData:
     meta: dict
 
 
-def load_train_data(cfg: TrainConfig, mcfg: VAEConfig) -> TrainData:
-    from trainer.data import DataError, load_dataset  # keeps `import trainer.train` light
+def load_train_data(cfg: TrainConfig, mcfg: VAEConfig, main: bool = True) -> TrainData:
+    """The run's data; an image folder through its on-disk cache (:mod:`trainer.folder_cache`:
+    built once per machine, its progress bar and skipped-file line on the ``main`` process only)."""
+    from trainer.data import DataError, DataWarning, load_dataset  # keeps `import trainer.train` light
 
-    ds = load_dataset(cfg.dataset, cfg.data_dir, image_folder=cfg.image_folder, download=cfg.download,
-                      image_size=cfg.image_size)
+    with warnings.catch_warnings():
+        if not main:
+            warnings.simplefilter("ignore", DataWarning)
+        ds = load_dataset(cfg.dataset, cfg.data_dir, image_folder=cfg.image_folder, download=cfg.download,
+                          image_size=cfg.image_size, cached=True, cache_dir=cfg.cache_dir,
+                          progress=cfg.progress and main)
     if tuple(ds.image_shape) != mcfg.image_shape:
         raise DataError(f"{ds.name}: images are {ds.image_shape}, expected {mcfg.image_shape}")
     binarize = cfg.binarize and mcfg.likelihood == "bernoulli"
     x_test, x_test_grey = eval_inputs(ds.test_x, binarize)
     meta = {"dataset": ds.name, "image_shape": list(ds.image_shape), "likelihood": mcfg.likelihood,
             "binarized": binarize, "label_names": ds.label_names, "provenance": ds.provenance}
-    return TrainData(to_model_input(ds.train_x), x_test, x_test_grey, ds.test_y, binarize, meta)
+    return TrainData(model_input(ds.train_x), x_test, x_test_grey, ds.test_y, binarize, meta)
 
 
 @dataclass
@@ -247,7 +255,7 @@ def _train(cfg: TrainConfig, resume: bool, callback, place: Placement) -> Path:
     torch.set_flush_denormal(True)
     t_start = time.perf_counter()
     with place.local_main_first():  # a --download happens once per machine
-        data = load_train_data(cfg, mcfg)
+        data = load_train_data(cfg, mcfg, place.is_main)
     run = _Run(cfg, mcfg, data, out, t_start, place)
     if resumed is not None:
         run.restore(resumed)
