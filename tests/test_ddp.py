@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -26,8 +27,11 @@ from hypothesis import strategies as st
 from trainer.__main__ import main
 from trainer.checkpoint import load_checkpoint
 from trainer.distributed import GlobalDraws, Placement, rank_label, resolve_device, shard_bounds
+from trainer.folder_cache import open_folder_dataset
+from trainer.memmap_images import BatchInput
 from trainer.train import ConfigError, _train, binarize_batch, train
 
+from .test_folder_cache import make_pngs
 from .test_train import _cfg, tiny_mnist, write_tiny_mnist  # noqa: F401  (tiny_mnist: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,6 +171,24 @@ def test_rebuild_is_refused_inside_torchrun(monkeypatch, capsys):
 
 # --- two processes, in-process API (torch.multiprocessing, env:// on 127.0.0.1) --------------------
 
+def _folder_cfg(f: Path, out: Path, **kw):
+    """An image-folder run on the fixture's folder ``f / "imgs"`` (8x6 grey, cache in ``f / "cache"``)."""
+    return _cfg(f / "unused", out, dataset="folder", image_folder=str(f / "imgs"), image_size=(8, 6),
+                cache_dir=str(f / "cache"), epochs=1, batch_size=32, device="cpu", matmul_precision="highest",
+                iwae_k=0, **kw)
+
+
+def _record_reads(rows: list) -> None:
+    """Note the cache rows every training batch of this process reads (the loop's BatchInput)."""
+    read = BatchInput.__getitem__
+
+    def spy(self, idx):
+        rows.append(self.images.rows[np.asarray(idx)])
+        return read(self, idx)
+
+    BatchInput.__getitem__ = spy  # this spawned process only
+
+
 def _worker(rank: int, port: int, data_dir: str, folder: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
     torch.set_num_threads(1)
@@ -174,6 +196,10 @@ def _worker(rank: int, port: int, data_dir: str, folder: str) -> None:
     f = Path(folder)
     common = dict(device="cpu", matmul_precision="highest", iwae_k=0)
     try:
+        rows: list = []
+        _record_reads(rows)
+        train(_folder_cfg(f, f / "folder.safetensors"))
+        np.save(f / f"rows{rank}.npy", np.concatenate(rows))
         for batch in (128, 299):  # even shares; uneven ones (150/149) and an empty share (last batch: 1 row)
             train(_cfg(data_dir, f / f"ddp{batch}.safetensors", epochs=1, batch_size=batch, **common))
         kw = dict(epochs=2, batch_size=8, lr_schedule="cosine", kl_warmup_epochs=1, **common)
@@ -194,6 +220,7 @@ def two_rank_runs(tmp_path_factory):
     """The checkpoints the 2-process worker writes (one spawn for all of them)."""
     folder = tmp_path_factory.mktemp("ddp")
     data_dir = write_tiny_mnist(folder)
+    make_pngs(folder / "imgs", counts=(("a", 70), ("b", 64)), loose=2)  # 123 train images: 3 x 32 + 27 (shares 14 / 13)
     mp.spawn(_worker, args=(_free_port(), str(data_dir), str(folder)), nprocs=2, join=True)
     return data_dir, folder
 
@@ -210,6 +237,21 @@ def test_two_ranks_train_like_one_process_on_the_whole_batch(two_rank_runs, tmp_
     a, b = load_checkpoint(folder / f"ddp{batch}.safetensors").meta, load_checkpoint(single).meta
     assert a["history"][0]["train_elbo"] == pytest.approx(b["history"][0]["train_elbo"], rel=1e-6)
     assert a["n_train"] == b["n_train"] == 300  # rank 0's file covers the whole training set
+
+
+def test_two_ranks_train_an_image_folder_from_one_cache_each_reading_its_own_rows(two_rank_runs, tmp_path):
+    """--dataset folder under DDP: the cache is built once and shared, each rank reads only the
+    cache rows of its shares (together every training image once per epoch), and the run equals one
+    process's."""
+    _, folder = two_rank_runs
+    ds = open_folder_dataset(folder / "imgs", (8, 6), cache_dir=folder / "cache", progress=False)
+    assert not ds.built and len(list(ds.cache_path.parent.glob("8x6-*"))) == 1
+    r0, r1 = np.load(folder / "rows0.npy"), np.load(folder / "rows1.npy")
+    assert len(r0) + len(r1) == len(ds.train_x) and not set(r0.tolist()) & set(r1.tolist())
+    assert np.array_equal(np.sort(np.concatenate([r0, r1])), np.sort(ds.train_x.rows))
+    single = train(_folder_cfg(folder, tmp_path / "one.safetensors"))
+    _assert_close(_weights(folder / "folder.safetensors"), _weights(single))
+    assert load_checkpoint(single).meta["n_train"] == len(ds.train_x) == 123 and len(r0) == 62
 
 
 def test_resume_under_ddp_is_exact_and_any_world_size_continues(two_rank_runs, tmp_path):
