@@ -2,6 +2,8 @@
 
 Data
     ``shared_data_dir`` (session): the datasets folder; tests that need it skip when it is absent.
+    ``VAE_CACHE_DIR`` (autouse, session): a temporary folder, so that image-folder caches
+        (trainer.folder_cache) never land in the user's ~/.cache.
 
 Real-browser tests (Debian's /usr/bin/chromium driven by python playwright; helpers in
 tests/app_server.py). One server per app and one browser serve the whole test session; each
