@@ -154,6 +154,14 @@ def test_global_batch_smaller_than_the_world_is_refused(tiny_mnist, tmp_path):  
         _train(cfg, False, None, Placement(torch.device("cpu"), rank=0, world=2))
 
 
+def test_a_run_leaves_the_process_float_maths_as_it_found_it(tiny_mnist, tmp_path):  # noqa: F811
+    """Training flushes denormals to zero (a CPU flag for the whole process) and turns it off after."""
+    import math
+
+    train(_cfg(tiny_mnist, tmp_path / "m.safetensors", epochs=1, iwae_k=0))
+    assert math.nextafter(0.0, 1.0) > 0.0
+
+
 def test_rank_label_comes_from_torchrun_variables(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("RANK", "3")

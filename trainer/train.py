@@ -234,8 +234,20 @@ def train(cfg: TrainConfig, resume: bool = False,
     A bad config value or an unwritable output folder raises ConfigError before any data is read.
     Under torchrun every process calls it (:mod:`trainer.distributed`); all return the path."""
     cfg.validate()
-    with placement(cfg.device) as place:
+    with placement(cfg.device) as place, _denormals_flushed():
         return _train(cfg, resume, callback, place)
+
+
+@contextlib.contextmanager
+def _denormals_flushed():
+    """Denormal floats (tiny gradients late in training) are very slow on x86: flushed to zero while
+    training, then back to torch's default. The flag is the CPU's, for the whole process: left on, it
+    made Python's own subnormal floats 0 after a run (math.nextafter(0.0, 1.0) == 0.0)."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def _train(cfg: TrainConfig, resume: bool, callback, place: Placement) -> Path:
@@ -251,8 +263,6 @@ def _train(cfg: TrainConfig, resume: bool, callback, place: Placement) -> Path:
     out, resumed = place.from_main(checked_output)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    # Denormal floats (tiny gradients late in training) are very slow on x86; flush them to zero.
-    torch.set_flush_denormal(True)
     t_start = time.perf_counter()
     with place.local_main_first():  # a --download happens once per machine
         data = load_train_data(cfg, mcfg, place.is_main)
