@@ -9,7 +9,7 @@ then measures, each phase in a fresh subprocess so its CPU time and peak RSS are
 - build: ``open_folder_dataset`` decoding the folder into the cache (process pool, all CPUs); wall
   and CPU seconds (the builder plus its worker processes), peak RSS of the builder and of a worker;
 - reopen: the same call with the cache in place (list + stat + key + map, no decoding);
-- loader: ``trainer.data.load_image_folder``, today's in-memory path, decoding in one process;
+- loader: ``trainer.image_folder.load_image_folder``, today's in-memory path, decoding in one process;
 - train: a plain Adam loop (trainer.model's 784-400-20 VAE, batch 128, dynamic binarisation,
   ``loss_function``) for ``--steps`` steps (0: one epoch) in three modes: ``pread`` (BatchInput over
   the cache, each batch read with positioned reads: the default), ``map`` (the same, each batch
@@ -129,7 +129,7 @@ def phase_open(args: argparse.Namespace) -> dict:
 def phase_loader(args: argparse.Namespace) -> dict:
     import warnings
 
-    from trainer.data import load_image_folder
+    from trainer.image_folder import load_image_folder
 
     t0, c0 = time.perf_counter(), cpu_seconds()
     with warnings.catch_warnings():

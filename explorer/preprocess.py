@@ -11,7 +11,7 @@ Two styles:
 
 Cost: the file's header is checked before anything is decoded (bytes, pixels, a JPEG too short
 for its declared size); the decoded image becomes 8-bit gray at once (the trainer's converter,
-:func:`trainer.data.to_gray`) and stays 8-bit until it is small. Any accepted upload stays under
+:func:`trainer.image_folder.to_gray`) and stays 8-bit until it is small. Any accepted upload stays under
 about 300 MB and a CPU second (``python -m bench.upload_cost``).
 
 Every step image is a float32 array (h, w) in [0, 1]. Anything wrong with the file raises
@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from explorer import photo
-from trainer.data import to_gray
+from trainer.image_folder import to_gray
 
 FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "GIF": "GIF", "BMP": "BMP", "DIB": "BMP", "WEBP": "WebP"}
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]  # for st.file_uploader(type=...)

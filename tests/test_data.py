@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 
 from trainer import data as D
-from trainer.data import DataError, DataWarning, load_dataset, load_frey, load_image_folder, load_mnist
+from trainer.data import DataError, DataWarning, load_dataset, load_frey, load_mnist
+from trainer.image_folder import load_image_folder
 
 # --------------------------------------------------------------------------- synthetic MNIST
 

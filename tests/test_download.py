@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from trainer import data as D
-from trainer.data import DataError, download_file, load_frey, load_mnist
+from trainer.data import DataError, load_frey, load_mnist
+from trainer.downloads import download_file
 
 
 class QuietFiles(SimpleHTTPRequestHandler):

@@ -10,7 +10,7 @@ import stat
 import pytest
 
 from tests.test_download import QuietFiles, serve
-from trainer.data import download_file
+from trainer.downloads import download_file
 from trainer.fileio import atomic_write_bytes, atomic_writer
 
 

@@ -22,8 +22,9 @@ from PIL import Image
 
 from tests.test_data import make_folder
 from trainer import folder_cache
-from trainer.data import DataError, DataWarning, load_image_folder
+from trainer.data import DataError, DataWarning
 from trainer.folder_cache import default_cache_dir, folder_cache_home, open_folder_dataset, read_cache
+from trainer.image_folder import load_image_folder
 from trainer.memmap_images import BatchInput, MemmapImages, model_input
 
 SIZE = (8, 6)

@@ -15,7 +15,8 @@ Where the files are looked up (``data_dir``; see :func:`default_data_dir`):
   (560, N) uint8, frame ``i`` is ``ff[:, i].reshape(28, 20)``. Split: every 10th frame
   (index % 10 == 0) is test, 197 of 1965; labels are frame indices in the original sequence.
   :func:`load_frey_video` gives the whole video in frame order (for labels and directions).
-- Folder: any images Pillow reads, converted to grayscale and resized; labels from sub-folders.
+- Folder: any images Pillow reads, converted to grayscale and resized; labels from sub-folders
+  (:mod:`trainer.image_folder`; training reads it through :mod:`trainer.folder_cache`).
 
 :func:`load_dataset` is the one place that decides between a named dataset and a folder.
 
@@ -26,7 +27,7 @@ No checksum of the original ``frey_rawface.mat`` is published anywhere we could 
 downloaded Frey file is verified by structure instead (it must load with ``ff`` of shape
 (560, 1965)) before it is renamed into place.
 
-Downloads (``download=True``) fetch only missing files, with urllib, to a temporary file in
+Downloads (``download=True``, :mod:`trainer.downloads`) fetch only missing files, with urllib, to a temporary file in
 the destination folder that is fsynced, verified and then renamed; the environment variable
 ``VAE_DATA_MIRROR`` replaces the source base URL (files then come from
 ``<mirror>/mnist/<file>`` and ``<mirror>/frey/frey_rawface.mat``).
@@ -36,21 +37,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import os
-import sys
-import urllib.error
-import urllib.request
 import warnings
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-
-from trainer.fileio import atomic_writer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,9 +79,6 @@ MNIST_MD5 = {
 IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
-USER_AGENT = "vae-latent-explorer/1 (python urllib)"
-_CHUNK = 1 << 16
 
 
 class DataError(ValueError):
@@ -96,6 +87,11 @@ class DataError(ValueError):
 
 class DataWarning(UserWarning):
     """Data that is used but is not exactly what was expected (e.g. an unofficial checksum)."""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception's message on one line (for errors that quote a library's own words)."""
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 @dataclass
@@ -162,6 +158,8 @@ def load_dataset(
 
             return open_folder_dataset(folder, image_size, test_fraction=test_fraction, seed=seed,
                                        cache_dir=cache_dir, progress=progress)
+        from trainer.image_folder import load_image_folder  # it imports this module
+
         return load_image_folder(folder, image_size=image_size, test_fraction=test_fraction, seed=seed)
     root = default_data_dir() if data_dir is None else data_dir
     if name == "mnist":
@@ -175,91 +173,6 @@ def image_shape_of(name: str, image_size: tuple[int, int] = (28, 28)) -> tuple[i
     """(H, W) of what :func:`load_dataset` returns for ``name``, known without loading anything:
     MNIST 28x28, Frey Face 28x20, a folder ``image_size``."""
     return {"mnist": MNIST_SHAPE, "frey": FREY_SHAPE}.get(name, (int(image_size[0]), int(image_size[1])))
-
-
-# --------------------------------------------------------------------------- downloads
-
-
-def _mirror_url(subdir: str, filename: str) -> str | None:
-    mirror = os.environ.get("VAE_DATA_MIRROR", "").strip()
-    if not mirror:
-        return None
-    return f"{mirror.rstrip('/')}/{subdir}/{filename}"
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
-
-
-def download_file(
-    url: str,
-    dest: str | os.PathLike,
-    *,
-    sha256: str | None = None,
-    md5: str | None = None,
-    timeout: float = 60,
-    validate: Callable[[Path], None] | None = None,
-) -> Path:
-    """Download ``url`` to ``dest`` atomically and verify it; return ``dest``.
-
-    Bytes go to a temporary file in ``dest``'s folder (:func:`trainer.fileio.atomic_writer`:
-    the same permissions as a plain ``open``), which is checked (length against
-    Content-Length, ``md5`` / ``sha256`` if given, then ``validate(tmp_path)`` if given, which
-    raises :class:`DataError` on a bad file) and only then fsynced and renamed over ``dest``.
-    On any failure (HTTP error, dropped connection, timeout, checksum mismatch, invalid
-    content) the temporary file is removed, an existing ``dest`` is left untouched, and
-    :class:`DataError` says what happened. Progress goes to stderr (tqdm, only on a terminal).
-    """
-    from tqdm import tqdm
-
-    dest = Path(dest)
-    received = 0
-    h_md5 = hashlib.md5(usedforsecurity=False)
-    h_sha = hashlib.sha256()
-    with atomic_writer(dest, suffix=".part") as (out, tmp):
-        try:
-            req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                length = resp.headers.get("Content-Length", "")
-                expected = int(length) if length.strip().isdigit() else None
-                with tqdm(
-                    total=expected, unit="B", unit_scale=True, unit_divisor=1024,
-                    desc=dest.name, file=sys.stderr, disable=None, leave=False,
-                ) as bar:
-                    while chunk := resp.read(_CHUNK):
-                        out.write(chunk)
-                        h_md5.update(chunk)
-                        h_sha.update(chunk)
-                        received += len(chunk)
-                        bar.update(len(chunk))
-        except urllib.error.HTTPError as e:
-            e.close()
-            raise DataError(f"download of {url} failed: HTTP {e.code} {_one_line(e.reason)}") from None
-        except urllib.error.URLError as e:
-            raise DataError(f"download of {url} failed: {_one_line(e.reason)}") from None
-        except (http.client.HTTPException, OSError) as e:
-            # IncompleteRead, connection reset, socket timeout mid-transfer, ...
-            raise DataError(
-                f"download of {url} failed after {received} bytes: {type(e).__name__}: {_one_line(e)}"
-            ) from None
-        # http.client returns EOF quietly when the server closes early, so count ourselves.
-        if expected is not None and received != expected:
-            raise DataError(
-                f"download of {url} was cut short: connection closed after {received} of {expected} bytes"
-            )
-        for algo, want, h in (("md5", md5, h_md5), ("sha256", sha256, h_sha)):
-            if want and h.hexdigest() != want.lower():
-                raise DataError(
-                    f"download of {url} failed its checksum: {algo} {h.hexdigest()}, expected {want.lower()} "
-                    f"({received} bytes; not saved)"
-                )
-        if validate is not None:
-            out.flush()  # validate reads the temporary file by name
-            try:
-                validate(tmp)
-            except DataError as e:
-                raise DataError(f"download of {url} is not a valid file (not saved): {e}") from None
-    return dest
 
 
 # --------------------------------------------------------------------------- MNIST
@@ -290,7 +203,7 @@ def _read_idx(path: Path, raw: bytes, magic: int, item_dims: tuple[int, ...]) ->
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as e:
             raise DataError(
-                f"{path}: not a complete gzip file ({_one_line(e)}); expected gzipped {what}"
+                f"{path}: not a complete gzip file ({one_line(e)}); expected gzipped {what}"
             ) from None
     ndim = 1 + len(item_dims)
     header_len = 4 + 4 * ndim
@@ -331,7 +244,9 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = False
                     f"MNIST file {fname} not found in {data_dir / 'mnist'} or {data_dir}; "
                     "pass download=True (or set VAE_DATA_DIR to a folder that has it)"
                 )
-            url = _mirror_url("mnist", fname) or MNIST_BASE_URL + fname
+            from trainer.downloads import download_file, mirror_url  # it imports this module
+
+            url = mirror_url("mnist", fname) or MNIST_BASE_URL + fname
             path = download_file(url, data_dir / "mnist" / fname, md5=MNIST_MD5.get(fname))
         raw = path.read_bytes()
         rec = _file_record(path, raw)
@@ -397,7 +312,7 @@ def _read_frey_mat(path: Path, n_frames: int | None = None) -> np.ndarray:
         mat = scipy.io.loadmat(str(path), variable_names=["ff"])
     except Exception as e:  # scipy raises ValueError, OSError, MatReadError, NotImplementedError (v7.3)
         raise DataError(
-            f"{path}: cannot read as a MATLAB .mat file ({_one_line(e)}); expected frey_rawface.mat with "
+            f"{path}: cannot read as a MATLAB .mat file ({one_line(e)}); expected frey_rawface.mat with "
             "variable 'ff' (560 x N uint8)"
         ) from None
     if "ff" not in mat:
@@ -431,7 +346,9 @@ def _frey_file(data_dir: str | os.PathLike | None, download: bool) -> tuple[Path
             f"Frey Face file {FREY_FILE} not found in {data_dir / 'frey'} or {data_dir}; "
             "pass download=True (or set VAE_DATA_DIR to a folder that has it)"
         )
-    url = _mirror_url("frey", FREY_FILE) or FREY_URL
+    from trainer.downloads import download_file, mirror_url  # it imports this module
+
+    url = mirror_url("frey", FREY_FILE) or FREY_URL
     path = download_file(
         url, data_dir / "frey" / FREY_FILE, validate=lambda p: _read_frey_mat(p, n_frames=FREY_N_FRAMES)
     )
@@ -475,181 +392,5 @@ def load_frey(data_dir: str | os.PathLike | None = None, download: bool = False)
             "n_test": int(is_test.sum()),
             "split": f"frame index % {FREY_TEST_EVERY} == 0 is test, the rest train; "
             "labels are frame indices",
-        },
-    )
-
-
-# --------------------------------------------------------------------------- image folder
-
-
-def to_gray(img, background: int | str = 255, notes: list[str] | None = None):
-    """A decoded Pillow image of any mode -> an 8-bit grayscale ("L") Pillow image, turned upright
-    by its EXIF orientation. The one converter of the trainer's image folders and the app's uploads
-    (``explorer/preprocess.py``).
-
-    Luma is ITU-R 601 (Pillow's "L"; CMYK, LAB, HSV and YCbCr through RGB); 16-bit images keep
-    their top 8 bits; float images are read as [0, 1] (or [0, 255] if any value exceeds 1).
-    Transparent pixels show ``background``: a gray level 0..255 (255: white paper), or
-    ``"contrast"``: black or white, whichever differs more from the visible pixels' mean, so a
-    white pen on a transparent sheet stays visible (a fully transparent image then raises
-    ValueError). Stays in 8 bits: a 25-megapixel RGBA image costs three 25 MB planes, no floats.
-    ``notes`` (if given) collects one-line remarks for the user (16-bit, CMYK, transparency).
-    """
-    from PIL import ExifTags, Image, ImageOps
-
-    notes = [] if notes is None else notes
-    orientation = img.getexif().get(ExifTags.Base.Orientation, 1)  # before converting: conversions may drop it
-    mode = img.mode
-    if mode in ("RGBa", "La", "PA") or (mode == "P" and "transparency" in img.info):
-        img, mode = img.convert("RGBA"), "RGBA"  # un-premultiplied, palette transparency as alpha
-    alpha = img.getchannel("A") if mode in ("LA", "RGBA") else None
-    if mode.startswith("I"):  # I;16, I;16B, ... and 32-bit I (some 16-bit files open as I)
-        a = np.asarray(img)
-        if a.dtype.kind == "i":  # 32-bit: clip to 16 bits (no copies for the usual unsigned 16-bit)
-            a = np.clip(a, 0, 65535 if a.max(initial=0) > 255 else 255)
-        if a.max(initial=0) > 255 or mode.startswith("I;16"):
-            notes.append("16-bit image: kept the top 8 of 16 bits")
-            a = a >> 8
-        gray = Image.fromarray(a.astype(np.uint8))
-    elif mode == "F":
-        a = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=255.0, neginf=0.0)
-        a = np.clip(a * 255.0 if a.max(initial=0) <= 1.0 else a, 0, 255)
-        gray = Image.fromarray(np.rint(a).astype(np.uint8))
-    elif mode in ("LAB", "YCbCr"):  # Pillow has no direct conversion (LAB) or a different one (YCbCr)
-        gray = img.convert("RGB").convert("L")
-    else:  # L, 1, P, RGB, RGBX, LA, RGBA, HSV, and CMYK (line by line through RGB: no RGB copy)
-        if mode == "CMYK":
-            notes.append("CMYK image: converted to RGB")
-        gray = img if mode == "L" else img.convert("L")
-    if alpha is not None and alpha.getextrema()[0] < 255:
-        if background == "contrast":
-            if alpha.getextrema()[1] == 0:
-                raise ValueError("the image is fully transparent: nothing to encode")
-            # The visible pixels' mean gray level, on a copy of at most about a megapixel.
-            k = max(1, int(np.ceil(np.sqrt(gray.width * gray.height / 1e6))))
-            g, w = (np.asarray(c.reduce(k), dtype=np.float32) for c in (gray, alpha))
-            background = 0 if float((g * w).sum() / max(float(w.sum()), 1.0)) > 127.5 else 255
-            notes.append(f"transparent pixels composited onto {'black' if background == 0 else 'white'}")
-        gray.paste(int(background), None, ImageOps.invert(alpha))  # gray*alpha + background*(1 - alpha)
-    # Phone photos carry their rotation in EXIF: turn the 8-bit result as ImageOps.exif_transpose
-    # would turn the (four times larger) original.
-    T = Image.Transpose
-    turn = {2: T.FLIP_LEFT_RIGHT, 3: T.ROTATE_180, 4: T.FLIP_TOP_BOTTOM, 5: T.TRANSPOSE, 6: T.ROTATE_270,
-            7: T.TRANSVERSE, 8: T.ROTATE_90}.get(orientation)
-    return gray if turn is None else gray.transpose(turn)
-
-
-def _load_image(path: Path, size_hw: tuple[int, int]) -> np.ndarray:
-    """Open, convert to gray and resize (Lanczos, in float) to ``size_hw``; (H, W) uint8."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img.load()
-        gray = np.asarray(to_gray(img), dtype=np.float32)
-    h, w = size_hw
-    if gray.shape != (h, w):
-        gray = np.asarray(Image.fromarray(gray).resize((w, h), Image.Resampling.LANCZOS), dtype=np.float32)
-    return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
-
-
-def _split_indices(labels: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
-    """Boolean test mask, stratified by label: round(n * test_fraction) per label, at least one
-    training example per label, and at least one test example overall when possible."""
-    rng = np.random.default_rng(seed)
-    is_test = np.zeros(len(labels), dtype=bool)
-    for lab in np.unique(labels):
-        members = np.flatnonzero(labels == lab)
-        k = min(int(np.floor(len(members) * test_fraction + 0.5)), len(members) - 1)
-        if k > 0:
-            is_test[rng.permutation(members)[:k]] = True
-    if test_fraction > 0 and not is_test.any() and len(labels) >= 2:
-        is_test[rng.integers(len(labels))] = True
-    return is_test
-
-
-def load_image_folder(
-    path: str | os.PathLike,
-    image_size: tuple[int, int] = (28, 28),
-    test_fraction: float = 0.1,
-    seed: int = 0,
-) -> ImageDataset:
-    """Load every image under ``path`` as (H, W) = ``image_size`` uint8 grayscale.
-
-    Formats: png, jpg/jpeg, gif, bmp, webp, tif/tiff (first frame). Images are stretched to
-    ``image_size`` (no crop, no padding). If ``path`` has sub-folders, each one is a class
-    (sorted names are ``label_names``; images anywhere below it get its index) and images
-    directly in ``path`` get -1; without sub-folders all labels are -1 and ``label_names`` is
-    None. Unreadable files are skipped with one :class:`DataWarning` listing them. The split is
-    deterministic for a given ``seed``: ``round(n * test_fraction)`` random images of each label.
-    """
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise DataError(
-            f"{root}: not a folder; expected a folder of images (optionally one sub-folder per class)"
-        )
-    h, w = int(image_size[0]), int(image_size[1])
-    if h < 1 or w < 1:
-        raise DataError(f"image_size {image_size}: expected positive (H, W)")
-    if not 0.0 <= test_fraction < 1.0:
-        raise DataError(f"test_fraction {test_fraction}: expected 0 <= test_fraction < 1")
-
-    def visible(p: Path) -> bool:
-        return not any(part.startswith(".") for part in p.relative_to(root).parts)
-
-    def images_in(folder: Path, recursive: bool) -> list[Path]:
-        it = folder.rglob("*") if recursive else folder.iterdir()
-        return sorted(p for p in it if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and visible(p))
-
-    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and visible(d)), key=lambda d: d.name)
-    entries: list[tuple[Path, int]] = [(p, -1) for p in images_in(root, recursive=False)]
-    for ci, d in enumerate(class_dirs):
-        entries += [(p, ci) for p in images_in(d, recursive=True)]
-    label_names = [d.name for d in class_dirs] or None
-
-    images, labels, skipped = [], [], []
-    content = hashlib.sha256()
-    for p, lab in entries:
-        try:
-            arr = _load_image(p, (h, w))
-        except Exception as e:  # Pillow raises OSError, ValueError, SyntaxError, DecompressionBombError, ...
-            skipped.append(f"{p.relative_to(root)} ({type(e).__name__}: {_one_line(e)})")
-            continue
-        rel = p.relative_to(root).as_posix()
-        content.update(rel.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
-        images.append(arr)
-        labels.append(lab)
-    if skipped:
-        shown = "; ".join(skipped[:10]) + (f"; and {len(skipped) - 10} more" if len(skipped) > 10 else "")
-        warnings.warn(
-            f"{root}: skipped {len(skipped)} unreadable image file(s): {shown}", DataWarning, stacklevel=2
-        )
-    if not images:
-        raise DataError(
-            f"{root}: no readable images; expected files with extensions {', '.join(IMAGE_EXTENSIONS)} "
-            "(directly or in one sub-folder per class)"
-        )
-    x = np.stack(images)
-    y = np.asarray(labels, dtype=np.int64)
-    is_test = _split_indices(y, test_fraction, seed)
-    return ImageDataset(
-        name="folder",
-        train_x=torch.from_numpy(x[~is_test]),
-        train_y=torch.from_numpy(y[~is_test]),
-        test_x=torch.from_numpy(x[is_test]),
-        test_y=torch.from_numpy(y[is_test]),
-        image_shape=(h, w),
-        label_names=label_names,
-        provenance={
-            "dataset": "folder",
-            "root": str(root.resolve()),
-            "n_images": len(images),
-            "n_train": int((~is_test).sum()),
-            "n_test": int(is_test.sum()),
-            "content_sha256": content.hexdigest(),
-            "checksum": "user-files",
-            "skipped": skipped,
-            "conversion": f"grayscale (alpha on white, 16-bit scaled), stretched to {h}x{w} with Lanczos",
-            "split": f"per label, round(n * {test_fraction}) random images are test "
-            f"(numpy default_rng seed {seed}), at least one train image per label",
         },
     )

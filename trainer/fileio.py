@@ -1,4 +1,4 @@
-"""Atomic file writes, shared by checkpoints (``trainer/checkpoint.py``) and downloads (``trainer/data.py``).
+"""Atomic file writes, shared by checkpoints (``trainer/checkpoint.py``) and downloads (``trainer/downloads.py``).
 
 Bytes go to a temporary file ``.<name>.<random><suffix>`` in the target's folder, are fsynced,
 and only then renamed over the target (``os.replace`` is atomic on POSIX), after which the folder

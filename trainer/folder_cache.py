@@ -1,7 +1,7 @@
 """Image folders larger than memory: decoded once into a memory-mapped uint8 cache on disk (issue 13).
 
 ``open_folder_dataset(folder, image_size)`` returns a :class:`FolderDataset` with the fields of
-``trainer.data.load_image_folder``'s ImageDataset and the same images, labels, label names, train/test
+``trainer.image_folder.load_image_folder``'s ImageDataset and the same images, labels, label names, train/test
 split and provenance hash, except that ``train_x`` is a :class:`MemmapImages`: rows of a numpy ``.npy``
 file read through a memory map, only those a batch asks for. The first call decodes the folder in
 parallel (a process pool over chunks of files, with a progress bar) into the cache; later calls list and
@@ -50,8 +50,8 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from trainer import data
-from trainer.data import IMAGE_EXTENSIONS, DataError, DataWarning
+from trainer import image_folder
+from trainer.data import DataError, DataWarning, one_line
 from trainer.fileio import fsync_dir
 from trainer.memmap_images import MemmapImages
 
@@ -61,12 +61,12 @@ _COPY_BYTES = 16 << 20
 
 
 def _decode(fp: BinaryIO, size_hw: tuple[int, int]) -> np.ndarray:
-    """An open image file -> (H, W) uint8 grey: trainer.data's folder conversion. The one call to it
+    """An open image file -> (H, W) uint8 grey: trainer.image_folder's conversion. The one call to it
     here; ``_CONVERTER`` names the functions whose source enters the key (a changed conversion rebuilds)."""
-    return data._load_image(fp, size_hw)
+    return image_folder._load_image(fp, size_hw)
 
 
-_CONVERTER = (data._load_image, data.to_gray)
+_CONVERTER = (image_folder._load_image, image_folder.to_gray)
 
 
 def default_cache_dir() -> Path:
@@ -112,7 +112,7 @@ def _scan(folder: str, rel: str, recursive: bool, out: list[tuple[str, int, int]
     for e in entries:
         if e.name.startswith("."):
             continue
-        if e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS:
+        if e.is_file() and os.path.splitext(e.name)[1].lower() in image_folder.IMAGE_EXTENSIONS:
             try:
                 st = e.stat()
                 out.append((rel + e.name, st.st_size, st.st_mtime_ns))
@@ -180,7 +180,7 @@ def _decode_chunk(bounds: tuple[int, int]) -> tuple[int, np.ndarray, list[bytes]
                 f.seek(0)
                 digests.append(hashlib.file_digest(f, "sha256").digest())
         except Exception as e:  # Pillow raises OSError, ValueError, SyntaxError, DecompressionBombError, ...
-            errors.append(f"{rel} ({type(e).__name__}: {data._one_line(e)})")
+            errors.append(f"{rel} ({type(e).__name__}: {one_line(e)})")
             digests.append(b"")
             continue
         ok[i - start] = True
@@ -272,7 +272,7 @@ def _build(listing: FolderListing, size_hw: tuple[int, int], dest: Path, workers
         if not ok.any():
             _warn_skipped(listing.root, errors)
             raise DataError(f"{listing.root}: no readable images; expected files with extensions "
-                            f"{', '.join(IMAGE_EXTENSIONS)} (directly or in one sub-folder per class)")
+                            f"{', '.join(image_folder.IMAGE_EXTENSIONS)} (directly or in one sub-folder per class)")
         if ok.all():
             os.rename(tmp / "all.npy", tmp / "images.npy")
         else:
@@ -412,7 +412,8 @@ def open_folder_dataset(
     root, size_hw = _check_args(folder, image_size, test_fraction)
     listing = list_folder(root, size_hw)
     if not listing.files:
-        raise DataError(f"{root}: no readable images; expected files with extensions {', '.join(IMAGE_EXTENSIONS)} "
+        exts = ", ".join(image_folder.IMAGE_EXTENSIONS)
+        raise DataError(f"{root}: no readable images; expected files with extensions {exts} "
                         "(directly or in one sub-folder per class)")
     home = folder_cache_home(root, cache_dir)
     prefix = f"{size_hw[0]}x{size_hw[1]}-"
@@ -428,7 +429,7 @@ def open_folder_dataset(
                     built = True
                     cache = read_cache(path, listing, size_hw)
         except OSError as e:  # the folder's own files cannot raise here: their errors are per-file skips
-            raise DataError(f"{home}: cannot write the image cache ({type(e).__name__}: {data._one_line(e)}); "
+            raise DataError(f"{home}: cannot write the image cache ({type(e).__name__}: {one_line(e)}); "
                             "pass another cache_dir or set VAE_CACHE_DIR") from None
         if cache is None:
             raise DataError(f"{path}: the cache just built does not read back; was it changed meanwhile?")
@@ -439,8 +440,8 @@ def open_folder_dataset(
 
 def _split(root: Path, images: np.memmap, labels: np.ndarray, meta: dict, test_fraction: float, seed: int,
            path: Path, built: bool) -> FolderDataset:
-    """The folder loader's stratified split (trainer.data._split_indices) over the cached rows."""
-    is_test = data._split_indices(labels, test_fraction, seed)
+    """The folder loader's stratified split (trainer.image_folder._split_indices) over the cached rows."""
+    is_test = image_folder._split_indices(labels, test_fraction, seed)
     train_rows, test_rows = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     h, w = images.shape[1:]
     provenance = {
