@@ -85,6 +85,7 @@ def main() -> None:
     entry = by_name[name]
     ck = loaded[name]
     ctx = ViewContext(entry=entry, ck=ck, problems=models.check_arrays(ck))
+    state.use_box(name, ctx.box)  # before any view: where this model's sliders range
     st.sidebar.caption(f"**{entry.title}**  \n{models.architecture(ck)}")
     for msg in [*ck.warnings, *dict.fromkeys(ctx.problems.values())]:  # dropped meta fields, unusable arrays
         st.sidebar.warning(msg)

@@ -144,12 +144,15 @@ def _fitted_range(columns: Sequence[Sequence], start: int) -> list[float] | None
 
 def training_curves_figure(history: Sequence[Mapping], all_epochs: bool = False) -> go.Figure:
     """ELBO (train and test) and its reconstruction part against the epoch, over the KL part
-    in a panel of its own (its own axis and ticks), from the checkpoint's ``meta["history"]``.
+    in a panel of its own (its own axis and ticks), from the checkpoint's ``meta["history"]``;
+    an autoencoder's history (no ELBO) gives its loss curves alone.
     Missing keys are skipped. Unless ``all_epochs``, the y-ranges fit the epochs after
     :func:`warmup_epochs`; the first epochs' lines then run off the top or bottom."""
     from plotly.subplots import make_subplots  # here: the app's first tab needs no figure machinery
 
     epochs = [h.get("epoch") for h in history]
+    if not any(h.get("train_elbo") is not None or h.get("test_elbo") is not None for h in history):
+        return _loss_curves_figure(history, epochs, 0 if all_epochs else warmup_epochs(history))
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.68, 0.32], vertical_spacing=0.06)
     series = [
         ("train_elbo", "train ELBO", "#1f77b4", "solid", 1),
@@ -175,6 +178,23 @@ def training_curves_figure(history: Sequence[Mapping], all_epochs: bool = False)
     return fig
 
 
+def _loss_curves_figure(history: Sequence[Mapping], epochs: list, start: int) -> go.Figure:
+    """An autoencoder's curves: its objective (reconstruction error per image; ``train_loss``,
+    ``test_loss``) against the epoch. Nothing else: it has no ELBO and no KL."""
+    fig = go.Figure()
+    shown = []
+    for key, name, color in (("train_loss", "train", "#1f77b4"), ("test_loss", "test", "#ff7f0e")):
+        ys = [h.get(key) for h in history]
+        if any(v is not None for v in ys):
+            shown.append(ys)
+            fig.add_trace(go.Scatter(x=epochs, y=ys, name=name, mode="lines", line=dict(color=color)))
+    fig.update_yaxes(title_text="reconstruction error per image", range=_fitted_range(shown, start))
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2),
+                      title="Training curves" + ("" if start == 0 else f" (y-axis fitted from epoch {start + 1})"))
+    return fig
+
+
 def kl_per_dim_figure(kl: np.ndarray, active: np.ndarray | None = None, threshold: float = 0.01) -> go.Figure:
     """Bars of mean KL per latent dimension (J,), active ones (KL > ``threshold`` unless
     ``active`` (J,) bool is given) in blue, collapsed ones in grey."""
@@ -194,25 +214,39 @@ def kl_per_dim_figure(kl: np.ndarray, active: np.ndarray | None = None, threshol
     return fig
 
 
-def mu_sigma_figure(mu: np.ndarray, logvar: np.ndarray) -> go.Figure:
+def mu_sigma_figure(mu: np.ndarray, logvar: np.ndarray | None, band: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> go.Figure:
     """The encoder's q(z|x) per dimension: mu (J,) with +-1 sigma error bars, over the prior's
-    +-1 SD band, so a user sees which dimensions the encoding pins down (sigma << 1)."""
+    +-1 SD band, so a user sees which dimensions the encoding pins down (sigma << 1).
+
+    An autoencoder (``logvar`` None) has a deterministic code and no prior: its code is drawn
+    over ``band`` = (lo, hi) (J,) each, where the test set's codes lie, when given."""
     m = np.asarray(mu, dtype=np.float64)
-    s = np.exp(0.5 * np.asarray(logvar, dtype=np.float64))
     names = [f"z{j}" for j in range(m.size)]
-    fig = go.Figure(
-        go.Scatter(
+    fig = go.Figure()
+    if logvar is None:
+        if band is not None:
+            lo, hi = (np.asarray(b, dtype=np.float64) for b in band)
+            fig.add_trace(go.Scatter(  # one grey segment per dimension, broken by None
+                x=np.column_stack([lo, hi, np.full_like(lo, np.nan)]).ravel(), y=np.repeat(names, 3),
+                mode="lines", line=dict(color="#bbbbbb", width=10), hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=m, y=names, mode="markers", marker=dict(size=9, color="#1f77b4"),
+                                 hovertemplate="%{y}: %{x:.2f}<extra></extra>"))
+        title = "the code z(x) per dimension" + (" (grey: where 95% of the test codes lie)" if band else "")
+        xaxis = "code value"
+    else:
+        s = np.exp(0.5 * np.asarray(logvar, dtype=np.float64))
+        fig.add_trace(go.Scatter(
             x=m, y=names, mode="markers", error_x=dict(type="data", array=s, visible=True),
             marker=dict(size=8, color="#1f77b4"), name="q(z|x)",
             hovertemplate="%{y}: mu %{x:.2f}, sigma %{customdata:.2f}<extra></extra>", customdata=s,
-        )
-    )
-    fig.add_vrect(x0=-1, x1=1, fillcolor="#999999", opacity=0.15, line_width=0)
-    fig.add_vline(x=0, line_color="#999999", line_width=1)
+        ))
+        fig.add_vrect(x0=-1, x1=1, fillcolor="#999999", opacity=0.15, line_width=0)
+        fig.add_vline(x=0, line_color="#999999", line_width=1)
+        title, xaxis = "mu +- sigma per dimension (grey: prior +-1 SD)", "latent value (prior SDs)"
     fig.update_layout(
         height=max(200, 28 * m.size + 80), margin=dict(l=10, r=10, t=40, b=10),
-        title="mu +- sigma per dimension (grey: prior +-1 SD)", xaxis_title="latent value (prior SDs)",
-        yaxis=dict(autorange="reversed"), showlegend=False,
+        title=title, xaxis_title=xaxis, yaxis=dict(autorange="reversed"), showlegend=False,
     )
     return fig
 

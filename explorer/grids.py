@@ -89,3 +89,27 @@ def principal_directions(mu: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.nda
     sign = np.sign(d[np.arange(k), np.abs(d).argmax(1)])
     d = d * sign[:, None]
     return d.astype(np.float32), (s[:k] / np.sqrt(m.shape[0] - 1)).astype(np.float32)
+
+
+def code_range(codes: np.ndarray, coverage: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """Per dimension, the central ``coverage`` of test codes (N, J): ``lo``, ``hi`` (J,). An
+    autoencoder's grid spans this instead of the prior's quantiles (it has no prior)."""
+    c = np.asarray(codes, dtype=np.float64)
+    if c.ndim != 2 or c.shape[0] < 2:
+        raise ValueError(f"code_range: need (N >= 2, J) codes, got shape {c.shape}")
+    if not 0.0 < coverage < 1.0:
+        raise ValueError(f"coverage must be in (0, 1), got {coverage}")
+    tail = (1.0 - coverage) / 2.0
+    lo, hi = np.quantile(c, [tail, 1.0 - tail], axis=0)
+    return lo.astype(np.float32), hi.astype(np.float32)
+
+
+def range_grid(lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
+    """A regular n x n grid over [lo[0], hi[0]] x [lo[1], hi[1]] of a 2-D latent: (n, n, 2),
+    the first coordinate growing to the right, the second upwards (as :func:`fig4_grid`, with
+    evenly spaced values over the data's range in place of the prior's quantiles)."""
+    if n < 1:
+        raise ValueError(f"grid size must be >= 1, got {n}")
+    xs, ys = (np.linspace(a, b, n) if n > 1 else np.array([(a + b) / 2]) for a, b in zip(lo[:2], hi[:2]))
+    zx, zy = np.meshgrid(xs, ys[::-1])
+    return np.stack([zx, zy], axis=-1).astype(np.float32)

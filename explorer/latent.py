@@ -147,3 +147,51 @@ def active_dims(kl_per_dim: np.ndarray, threshold: float = 0.01) -> np.ndarray:
     A dimension with KL ~ 0 has q(z_j|x) = prior for every x: the decoder ignores it
     ("posterior collapse"), so moving its slider changes nothing."""
     return np.asarray(kl_per_dim, dtype=np.float64) > threshold
+
+
+@dataclass(frozen=True)
+class LatentBox:
+    """Where a model's sliders and grids range, per latent dimension: ``lo``, ``hi`` (J,)
+    multiples of ``step``, and ``centre`` (J,), the point a reset returns to. A VAE's is the
+    prior's +-4 SD around the origin; an autoencoder has no prior, so its box is the range of
+    its test codes (:func:`data_box`), which can lie anywhere and at any scale."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    step: float
+    centre: np.ndarray
+
+    def snap(self, z) -> np.ndarray:
+        """``z`` (J,) as sliders can show it: clipped to the box, rounded to the step (float64)."""
+        z = np.clip(np.asarray(z, dtype=np.float64).reshape(-1), self.lo, self.hi)
+        return np.round(np.round(z / self.step) * self.step, 9)
+
+
+PRIOR_SPAN = 4.0  # a VAE's sliders span +-4 prior SDs
+PRIOR_STEP = 0.05
+_NICE_STEPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+
+
+def prior_box(z_dim: int) -> LatentBox:
+    """A VAE's box: +-:data:`PRIOR_SPAN` prior SDs in every dimension, centred at the origin."""
+    return LatentBox(np.full(z_dim, -PRIOR_SPAN), np.full(z_dim, PRIOR_SPAN), PRIOR_STEP, np.zeros(z_dim))
+
+
+def data_box(codes: np.ndarray, coverage: float = 0.998, margin: float = 0.25, n_steps: int = 400) -> LatentBox:
+    """An autoencoder's box from its test codes (N, J): per dimension the central ``coverage`` of
+    the codes, widened by ``margin`` of that width on each side (room to step a little beyond
+    the data), with a round step giving about ``n_steps`` positions across the widest dimension.
+    ``centre`` is the codes' mean, snapped to the step."""
+    c = np.asarray(codes, dtype=np.float64)
+    if c.ndim != 2 or c.shape[0] < 2 or not np.isfinite(c).all():
+        raise ValueError(f"data_box: need finite (N >= 2, J) codes, got shape {c.shape}")
+    tail = (1.0 - coverage) / 2.0
+    qlo, qhi = np.quantile(c, [tail, 1.0 - tail], axis=0)
+    width = np.maximum(qhi - qlo, 1e-3)
+    lo, hi = qlo - margin * width, qhi + margin * width
+    step = next((s for s in _NICE_STEPS if (hi - lo).max() / s <= n_steps), _NICE_STEPS[-1])
+    # rounded to 9 decimals: multiples of the step without float noise (0.30000000000000004)
+    lo, hi = np.round(np.floor(lo / step) * step, 9), np.round(np.ceil(hi / step) * step, 9)
+    centre = np.clip(np.round(np.round(c.mean(0) / step) * step, 9), lo, hi)
+    return LatentBox(lo, hi, step, centre)
+

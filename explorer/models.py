@@ -1,7 +1,10 @@
 """Finding, loading and running the shipped checkpoints, one file's failure never hiding the rest.
 
 The app keeps one :class:`trainer.checkpoint.Checkpoint` per file (cached by the page); these
-functions are what it asks of a model: decode latent points into images, encode images.
+functions are what it asks of a model: decode latent points into images, encode images, and
+what kind of model it is. A VAE has a prior p(z) and so a density p(x); an autoencoder (plain,
+``ae``, or denoising, ``dae``) has a deterministic code and neither: views that need p(z) or
+p(x) ask :func:`has_prior` and say :func:`no_prior_reason` instead.
 Shapes: ``J`` latent size, ``H x W`` image size, ``N`` items.
 """
 
@@ -14,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer.latent import LatentBox, data_box, prior_box
 from trainer.checkpoint import Checkpoint, CheckpointError, list_checkpoints, load_checkpoint, read_metadata
-from trainer.model import count_parameters, kl_divergence
+from trainer.model import KIND_NAMES, KINDS, count_parameters, kl_divergence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR_ENV = "VAE_CHECKPOINT_DIR"
@@ -40,6 +44,7 @@ class ModelEntry:
     z_dim: int
     mtime: float
     error: str | None = None
+    kind: str = "vae"  # vae | ae | dae (trainer.model.KINDS)
 
     @property
     def ok(self) -> bool:
@@ -62,7 +67,8 @@ def _read_entry(p: Path, mtime: float) -> ModelEntry:
     # The file stem names the model (unique in a folder, stable in URLs); meta's own
     # name could repeat across copies of a file.
     return ModelEntry(path=p, name=p.stem, title=str(meta.get("title") or meta.get("name") or p.stem),
-                      dataset=str(meta.get("dataset") or ""), z_dim=config.z_dim, mtime=mtime)
+                      dataset=str(meta.get("dataset") or ""), z_dim=config.z_dim, mtime=mtime,
+                      kind=config.kind)
 
 
 # discover runs on every rerun of the page and a checked header costs a few ms (a 1000-epoch
@@ -99,8 +105,49 @@ TEST_ARRAYS = ("test_mu", "test_logvar", "test_labels", "test_embedding", "test_
 
 
 def display_order(entries: list[ModelEntry]) -> list[ModelEntry]:
-    """MNIST first, then other datasets, each by latent size: the first is the app's default."""
-    return sorted(entries, key=lambda e: (e.dataset != "mnist", e.dataset, e.z_dim, e.name))
+    """MNIST first, then other datasets; VAEs, then autoencoders, then denoising ones; each by
+    latent size: the first is the app's default (the 2-D MNIST VAE when shipped)."""
+    return sorted(entries, key=lambda e: (e.dataset != "mnist", e.dataset, KINDS.index(e.kind), e.z_dim, e.name))
+
+
+# --- what kind of model ----------------------------------------------------------------------
+
+def kind(ck: Checkpoint) -> str:
+    """``vae``, ``ae`` or ``dae`` (files written before kinds existed are VAEs)."""
+    return ck.config.kind
+
+
+def has_prior(ck: Checkpoint) -> bool:
+    """True for a VAE: a prior p(z) to sample and judge points by, and a density p(x). False for
+    an autoencoder, whose code is deterministic and which defines neither."""
+    return ck.config.has_prior
+
+
+def corruption(ck: Checkpoint) -> str | None:
+    """A denoising autoencoder's training corruption, e.g. ``"masking 0.3"``, else None."""
+    c = ck.meta.get("corruption")
+    return f"{c['kind']} {c['level']:g}" if isinstance(c, dict) and "kind" in c and "level" in c else None
+
+
+def kind_name(ck: Checkpoint) -> str:
+    """``"VAE"``, ``"autoencoder"`` or ``"denoising autoencoder (masking 0.3)"``."""
+    c = corruption(ck) if kind(ck) == "dae" else None
+    return KIND_NAMES[kind(ck)] + (f" ({c})" if c else "")
+
+
+def no_prior_reason(ck: Checkpoint, what: str) -> str:
+    """One sentence: why ``what`` (e.g. "Prior samples") does not apply to an autoencoder."""
+    return (f"{what} would need a prior p(z), and this {KIND_NAMES[kind(ck)]} has none: it is trained only to "
+            "reconstruct its input, so it defines neither p(z) nor p(x) (the lecture notes' point).")
+
+
+def latent_box(ck: Checkpoint) -> LatentBox:
+    """Where sliders and grids range: a VAE's prior +-4 SD; an autoencoder's test codes' range
+    (about 0.1% to 99.9% per dimension, widened a quarter; the prior's box without test codes)."""
+    mu = ck.arrays.get("test_mu")
+    if has_prior(ck) or mu is None or mu.ndim != 2 or mu.shape[1] != ck.config.z_dim or mu.shape[0] < 2:
+        return prior_box(ck.config.z_dim)
+    return data_box(mu.numpy())
 
 
 def check_arrays(ck: Checkpoint) -> dict[str, str]:
@@ -116,7 +163,9 @@ def check_arrays(ck: Checkpoint) -> dict[str, str]:
                "the map, neighbours and dataset points are unavailable")
         return {k: msg for k in TEST_ARRAYS}
     n = mu.shape[0]
-    expect = {"test_logvar": (n, J), "test_labels": (n,), "test_embedding": (n, 2), "test_index": (n,)}
+    expect = {"test_labels": (n,), "test_embedding": (n, 2), "test_index": (n,)}
+    if has_prior(ck):  # an autoencoder's code has no variance: it stores no test_logvar
+        expect["test_logvar"] = (n, J)
     problems = {}
     for key, shape in expect.items():
         v = a.get(key)
@@ -154,24 +203,29 @@ def decode(ck: Checkpoint, z: np.ndarray, batch: int = 4096) -> np.ndarray:
 
 
 @torch.no_grad()
-def encode(ck: Checkpoint, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """q(z|x) for float images (N, H, W) or (H, W) in [0, 1]: ``mu, logvar`` each (N, J) or (J,)."""
+def encode(ck: Checkpoint, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """q(z|x) for float images (N, H, W) or (H, W) in [0, 1]: ``mu, logvar`` each (N, J) or (J,).
+    An autoencoder gives its code as ``mu`` and None for ``logvar``."""
     x = np.asarray(images, dtype=np.float32)
     single = x.ndim == 2
     x = x[None] if single else x
     if tuple(x.shape[1:]) != ck.image_shape:
         raise ValueError(f"encode: {ck.name} takes {ck.image_shape} images, got {tuple(x.shape[1:])}")
     mu, logvar = ck.model.encode(torch.from_numpy(np.ascontiguousarray(x.reshape(x.shape[0], -1))))
-    mu, logvar = mu.numpy(), logvar.numpy()
-    return (mu[0], logvar[0]) if single else (mu, logvar)
+    mu, logvar = mu.numpy(), None if logvar is None else logvar.numpy()
+    if single:
+        return mu[0], None if logvar is None else logvar[0]
+    return mu, logvar
 
 
 def architecture(ck: Checkpoint) -> str:
-    """One line, e.g. ``784-400-20 encoder, 20-400-784 decoder, relu, bernoulli decoder``."""
+    """One line, e.g. ``784-400-20 encoder, 20-400-784 decoder, relu, bernoulli likelihood``; an
+    autoencoder's starts with its kind and ends with its loss (``autoencoder: ..., squared-error loss``)."""
     c = ck.config
     enc = "-".join(str(s) for s in (c.x_dim, *c.hidden, c.z_dim))
     dec = "-".join(str(s) for s in (c.z_dim, *reversed(c.hidden), c.x_dim))
-    return f"{enc} encoder, {dec} decoder, {c.activation}, {c.likelihood} likelihood"
+    loss = f"{c.likelihood} likelihood" if c.has_prior else f"{c.likelihood.replace('_', '-')} loss"
+    return ("" if c.has_prior else f"{kind_name(ck)}: ") + f"{enc} encoder, {dec} decoder, {c.activation}, {loss}"
 
 
 def n_parameters(ck: Checkpoint) -> int:

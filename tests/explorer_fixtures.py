@@ -21,15 +21,21 @@ def make_checkpoint(
     seed: int = 0,
     drop_arrays: tuple[str, ...] = (),
     activation: str = "relu",
+    kind: str = "vae",
 ) -> Path:
     """Write a small random checkpoint to ``path`` (MNIST: 28x28 Bernoulli, digit labels;
-    Frey: 28x20 Gaussian, frame-index labels) and return ``path``."""
+    Frey: 28x20 Gaussian, frame-index labels) and return ``path``. ``kind`` ae or dae: an
+    autoencoder with the squared-error loss, codes spread like an unregularised AE's (far from
+    N(0, I): offset and scaled), no test_logvar, reconstruction-error metrics."""
     torch.manual_seed(seed)
     shape = (28, 28) if dataset == "mnist" else (28, 20)
-    lik = "bernoulli" if dataset == "mnist" else "gaussian"
-    model = VAE(VAEConfig(image_shape=shape, hidden=hidden, z_dim=z_dim, activation=activation, likelihood=lik))
+    lik = ("bernoulli" if dataset == "mnist" else "gaussian") if kind == "vae" else "squared_error"
+    model = VAE(VAEConfig(image_shape=shape, hidden=hidden, z_dim=z_dim, activation=activation, likelihood=lik,
+                          kind=kind))
     g = np.random.default_rng(seed)
     mu = g.standard_normal((n_test, z_dim)).astype(np.float32)
+    if kind != "vae":
+        mu = mu * 6.0 + 10.0
     arrays = {
         "test_mu": mu,
         "test_logvar": (g.standard_normal((n_test, z_dim)) * 0.1 - 2).astype(np.float32),
@@ -37,6 +43,7 @@ def make_checkpoint(
         "test_embedding": mu.copy() if z_dim == 2 else g.standard_normal((n_test, 2)).astype(np.float32) * 5,
         "test_index": np.arange(n_test, dtype=np.int64),
     }
+    drop_arrays = (*drop_arrays, "test_logvar") if kind != "vae" else drop_arrays
     arrays = {k: torch.from_numpy(v) for k, v in arrays.items() if k not in drop_arrays}
     name = path.stem
     history = [
@@ -51,4 +58,11 @@ def make_checkpoint(
         "history": history, "provenance": {"dataset": dataset}, "train_config": {"epochs": 3},
         "wall_time_s": 12.0, "kl_per_dim": [float(v) for v in np.linspace(2.0, 0.0, z_dim)],
     }
+    if kind != "vae":
+        meta.pop("kl_per_dim")
+        meta["metrics"] = {"test_loss": 30.0, "test_sse": 30.0, "test_bce": 90.0, "n_test": n_test}
+        meta["history"] = [{"epoch": e, "train_loss": 60.0 - 10 * e, "test_loss": 62.0 - 10 * e, "lr": 1e-3,
+                            "seconds": 1.0} for e in range(1, 4)]
+        if kind == "dae":
+            meta["corruption"] = {"kind": "masking", "level": 0.3}
     return save_checkpoint(path, model, meta, arrays)

@@ -2,14 +2,16 @@
 
 Layout of a file (format ``vae-latent-explorer``, version :data:`FORMAT_VERSION`):
 
-- tensors ``model.<name>``: the VAE's ``state_dict`` (float32).
+- tensors ``model.<name>``: the model's ``state_dict`` (float32).
 - tensors ``arrays.<name>``: what the app needs to open instantly and offline, e.g.
-  ``test_mu`` / ``test_logvar`` (N, J) latent means and log-variances of the test set,
+  ``test_mu`` / ``test_logvar`` (N, J) latent means and log-variances of the test set (an
+  autoencoder, ``kind`` ae or dae, stores its deterministic codes as ``test_mu`` and no ``test_logvar``),
   ``test_labels`` (N,), ``test_embedding`` (N, 2) a 2-D UMAP of ``test_mu`` (for J = 2 the means
   themselves), ``direction.<name>`` (J,) manipulation directions. No dataset images.
 - tensors ``state.<name>`` (only in resumable checkpoints): optimizer moments and RNG states.
 - string metadata: ``format``, ``format_version``, ``model_config`` (JSON of
-  :class:`trainer.model.VAEConfig`), ``meta`` (JSON: dataset, image shape, likelihood,
+  :class:`trainer.model.VAEConfig`, with the model's ``kind``: vae, ae or dae; files written
+  before ``kind`` existed lack it and hold VAEs), ``meta`` (JSON: dataset, image shape, likelihood,
   metrics, training history, data provenance, train config, wall time, ...; its schema is
   ``trainer/checkpoint_meta.py``) and ``checksum`` (``sha256:<hex>``, see :func:`content_digest`;
   files written before it existed have none and still load, with :attr:`Checkpoint.checksum` None).

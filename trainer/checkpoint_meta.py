@@ -24,6 +24,8 @@ import numbers
 from collections.abc import Callable
 from typing import Any
 
+from trainer.corruption import CORRUPTIONS
+
 MAX_DEPTH = 32  # nesting of the whole meta document; the trainer writes 5
 MAX_ITEMS = 1_000_000  # entries of any one list or object (history of 1000 epochs: 1000)
 
@@ -50,6 +52,10 @@ def _kind(v: Any) -> str:
 def text(limit: int = 200) -> Check:
     return lambda v: None if isinstance(v, str) and len(v) <= limit else (
         f"must be a string of at most {limit} characters, got {_kind(v)}")
+
+
+def one_of(options: tuple[str, ...]) -> Check:
+    return lambda v: None if isinstance(v, str) and v in options else f"must be one of {list(options)}, got {_kind(v)}"
 
 
 def boolean(v: Any) -> str | None:
@@ -141,7 +147,9 @@ def record(**fields: Check) -> Check:
 
 
 # The curves and the model card read these per-epoch numbers (trainer.train's history records).
-HISTORY_NUMBERS = ("epoch", "train_elbo", "train_rec", "train_kl", "test_elbo", "test_rec", "test_kl")
+# An autoencoder's records have its objective (reconstruction error) as train_loss / test_loss instead.
+HISTORY_NUMBERS = ("epoch", "train_elbo", "train_rec", "train_kl", "test_elbo", "test_rec", "test_kl",
+                   "train_loss", "test_loss")
 HISTORY_ENTRY = mapping(scalar, fields={k: optional(number()) for k in HISTORY_NUMBERS})
 # A direction's description and held-out scores (trainer.directions.direction_entry), shown as
 # text and formatted with "{:.2f}"; spread scales the step (explorer.directions.Direction.spread).
@@ -150,6 +158,8 @@ DIRECTION_ENTRY = record(
     n_pos=number(0, integer=True), n_neg=number(0, integer=True), spread=optional(number(0, 1e12)),
     quality=mapping(optional(number(finite=False)), keys=text(100)),
 )
+# A denoising autoencoder's corruption C(x~|x) (trainer.corruption): its kind and level.
+CORRUPTION = record(kind=one_of(CORRUPTIONS), level=number(0, 1e3))
 RESUME = record(epoch=number(0, integer=True), batch_idx=number(0, integer=True), step=number(-1, integer=True),
                 sums=list_of(number(), 3, 3))
 
@@ -172,6 +182,7 @@ def display_fields(z_dim: int) -> dict[str, Check]:
         "metrics": mapping(scalar),
         "history": list_of(HISTORY_ENTRY),
         "kl_per_dim": list_of(number(-1.0, 1e9), z_dim, z_dim),
+        "corruption": CORRUPTION,
         "directions": mapping(mapping(DIRECTION_ENTRY)),
         "train_config": record(data_dir=optional(text(4096)), image_folder=optional(text(4096))),
         "provenance": optional(mapping(anything)),

@@ -22,6 +22,7 @@ import streamlit as st
 
 from explorer import models, neighbors, originals, preprocess
 from explorer.labels import LabelScheme, label_scheme
+from explorer.latent import LatentBox
 from explorer.models import Checkpoint, ModelEntry
 from views import state
 
@@ -115,6 +116,15 @@ def reconstruction_pixels(path: str, mtime: float) -> np.ndarray | None:
     return neighbors.pooled_pixels(models.decode(ck, ck.arrays["test_mu"].numpy()))
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def latent_box(path: str, mtime: float) -> LatentBox:
+    """Where the sliders and grids of one checkpoint version range (:func:`explorer.models.latent_box`)."""
+    ck, err = load_model(path, mtime)
+    if ck is None:
+        raise RuntimeError(err)
+    return models.latent_box(ck)
+
+
 @st.cache_resource(show_spinner="Loading the dataset's test images...", max_entries=4)
 def test_images(dataset: str) -> tuple[np.ndarray | None, str | None]:
     """The dataset's test images (M, H, W) in [0, 1] if the data folder is here, else a reason."""
@@ -145,6 +155,16 @@ class ViewContext:
     @property
     def dataset(self) -> str:
         return str(self.ck.meta.get("dataset", ""))
+
+    @property
+    def has_prior(self) -> bool:
+        """A VAE (p(z) and p(x) exist) rather than an autoencoder (:func:`explorer.models.has_prior`)."""
+        return models.has_prior(self.ck)
+
+    @property
+    def box(self) -> LatentBox:
+        """Where this model's sliders and grids range, and its centre (see views/state.py)."""
+        return latent_box(str(self.entry.path), self.entry.mtime)
 
     @property
     def labels(self) -> LabelScheme:

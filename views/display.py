@@ -1,6 +1,6 @@
 """What several views show the same way: float images (upscaled with nearest neighbour, always
 PNG: Streamlit's "auto" picks JPEG for arrays, which smears a 28x28 digit), an encoded image
-with its verdict under the prior, and that verdict's wording."""
+with its verdict under the prior (an autoencoder: why there is none), and that verdict's wording."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from explorer import images, latent
+from explorer import figures, grids, images, latent, models
 from views import state
 
 VERDICT_COLOR = {latent.TYPICAL: "green", latent.CLOSE: "blue", latent.UNUSUAL: "orange", latent.FAR: "red"}
@@ -63,6 +63,18 @@ def show_encoding(ctx, x: np.ndarray, mu: np.ndarray, send_key: str) -> None:
     button that makes mu the app's current point. ``x`` (H, W) model input, ``mu`` (J,)."""
     rec = ctx.decode(mu)
     pair = images.tile(np.stack([x, rec]), ncols=2, pad=2)
-    show(pair, target=320, max_factor=8, caption="model input | reconstruction (decoded mu)")
-    st.markdown(typicality_md(mu, "||mu||²"))
+    show(pair, target=320, max_factor=8,
+         caption="model input | reconstruction (decoded " + ("mu)" if ctx.has_prior else "code)"))
+    if ctx.has_prior:
+        st.markdown(typicality_md(mu, "||mu||²"))
+    else:
+        st.caption(models.no_prior_reason(ctx.ck, "Judging how typical this code is"))
     st.button(state.USE_AS_CURRENT, key=send_key, on_click=state.set_z, args=(ctx.name, mu), type="primary")
+
+
+def encoding_figure(ctx, mu: np.ndarray, logvar: np.ndarray | None):
+    """The plotly figure of an encoding: a VAE's mu +- sigma over the prior's band, an
+    autoencoder's code over where the test codes lie (central 95% per dimension)."""
+    test_mu = None if ctx.has_prior else ctx.array("test_mu")
+    band = grids.code_range(test_mu, 0.95) if test_mu is not None and len(test_mu) >= 2 else None
+    return figures.mu_sigma_figure(mu, logvar, band=band)

@@ -18,7 +18,7 @@ import streamlit as st
 
 from explorer import figures, neighbors, preprocess
 from views.context import ViewContext, prepared_upload
-from views.display import show_encoding
+from views.display import encoding_figure, show_encoding
 
 _HERE = Path(__file__).resolve().parent
 _pad_component = st.components.v2.component(
@@ -69,8 +69,10 @@ def _panel(ctx: ViewContext) -> None:
     with mid:
         show_encoding(ctx, prep.x, mu, f"draw.{name}.send")
     with right:
-        fig = figures.mu_sigma_figure(mu, logvar)
-        fig.update_layout(height=max(200, 22 * ctx.z_dim + 90), title="q(z|drawing): mu ± sigma (grey: prior ±1 SD)")
+        fig = encoding_figure(ctx, mu, logvar)
+        fig.update_layout(height=max(200, 22 * ctx.z_dim + 90))
+        if ctx.has_prior:
+            fig.update_layout(title="q(z|drawing): mu ± sigma (grey: prior ±1 SD)")
         st.plotly_chart(fig, key=f"draw.{name}.musigma")
     test_mu, emb, labels = ctx.array("test_mu"), ctx.array("test_embedding"), ctx.array("test_labels")
     if test_mu is None or emb is None or labels is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
 import streamlit as st
 
 from explorer import latent
@@ -42,14 +41,19 @@ def render(ctx: ViewContext) -> None:
         "Drag a slider: the decoder runs in your browser and the image follows every movement. "
         "When you let go, the point becomes the app's current point (map marker, Sliders tab, grids)."
     )
+    box = ctx.box
     with st.container(horizontal=True):
-        st.button("Reset to origin", key=f"{key}.reset", on_click=state.set_z, args=(name, np.zeros(J)))
-        st.button("Random prior sample", key=f"{key}.rand", on_click=state.set_random_z, args=(name, J))
+        st.button("Reset to origin" if ctx.has_prior else "Reset to the mean code", key=f"{key}.reset",
+                  on_click=state.reset_z, args=(name, J))
+        if ctx.has_prior:  # an autoencoder has no prior to draw from
+            st.button("Random prior sample", key=f"{key}.rand", on_click=state.set_random_z, args=(name, J))
     z = ctx.current_z()
-    live_decoder(payload, z, key=key, span=state.SLIDER_RANGE, step=state.SLIDER_STEP,
+    live_decoder(payload, z, key=key, span=state.SLIDER_RANGE, step=box.step, lo=box.lo, hi=box.hi,
                  on_change=functools.partial(_take_report, name, key))
-    t = latent.typicality(z)
-    st.caption(
-        f"App's current point: ||z||² = {t.sq_norm:.2f}, {t.verdict} under the prior. "
-        f"The browser received {payload.n_bytes / 1e6:.2f} MB of float32 decoder weights for this model, once."
-    )
+    if ctx.has_prior:
+        t = latent.typicality(z)
+        where = f"App's current point: ||z||² = {t.sq_norm:.2f}, {t.verdict} under the prior. "
+    else:
+        where = "The sliders span the range of the encoded test set (this autoencoder has no prior to measure by). "
+    st.caption(where + f"The browser received {payload.n_bytes / 1e6:.2f} MB of float32 decoder weights for "
+               "this model, once.")

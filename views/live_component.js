@@ -186,13 +186,15 @@ function createInstance(root, reg) {
     });
   }
 
-  function build(n, span, step, labels) {
+  // lo/hi (optional, one per dimension): an autoencoder's sliders span its codes' range.
+  function build(n, span, step, labels, lo, hi) {
     box.innerHTML = "";
     inst.inputs = []; inst.outputs = [];
     for (let j = 0; j < n; j++) {
       const row = document.createElement("div");
       row.className = "vl-row";
-      row.innerHTML = `<label>${labels[j]}</label><input type="range" min="${-span}" max="${span}" step="${step}">` +
+      const min = lo ? lo[j] : -span, max = hi ? hi[j] : span;
+      row.innerHTML = `<label>${labels[j]}</label><input type="range" min="${min}" max="${max}" step="${step}">` +
         "<output></output>";
       const input = row.querySelector("input");
       input.setAttribute("aria-label", labels[j]);
@@ -226,7 +228,7 @@ function createInstance(root, reg) {
       inst.z = Float64Array.from(z);
       inst.prevDataZ = z;
       inst.lastSent = null;
-      build(z.length, data.span, data.step, data.labels);
+      build(z.length, data.span, data.step, data.labels, data.lo, data.hi);
       setSliders();
       const [h, w] = data.image_shape;
       small.width = w; small.height = h;

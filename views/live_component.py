@@ -52,8 +52,11 @@ def live_decoder(
     scale: int | None = None,
     labels: list[str] | None = None,
     on_change=None,
+    lo=None,
+    hi=None,
 ) -> list[float] | None:
-    """Mount the live decoder for ``payload`` at latent point ``z`` (J,).
+    """Mount the live decoder for ``payload`` at latent point ``z`` (J,). Sliders span
+    +-``span``, or per dimension ``lo[j]`` to ``hi[j]`` when given (an autoencoder's codes' range).
 
     Returns the point (J floats) the user left the sliders at, in the rerun that the end of a
     drag (or a key press) triggers, else None. ``on_change`` is called before that rerun's
@@ -73,6 +76,8 @@ def live_decoder(
         "image_shape": [h, w],
         "labels": labels or [f"z{j}" for j in range(J)],
     }
+    if lo is not None and hi is not None:
+        data.update(lo=[float(v) for v in lo], hi=[float(v) for v in hi])
     load_weights(payload, key=f"{key}.weights.{payload.model_id}")
     res = _decoder_component(data=data, key=key, on_z_change=on_change or (lambda: None))
     z_new = getattr(res, "z", None)

@@ -1,5 +1,6 @@
 """Manifold grid: decode a grid of latent points into one picture (the paper's Fig. 4 for a
-2-D latent; a plane through a chosen point along two dimensions or principal directions)."""
+2-D latent; a plane through a chosen point along two dimensions or principal directions).
+An autoencoder has no prior to take quantiles of: its grids span where its test codes lie."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from views.points import pick_point
 def render(ctx: ViewContext) -> None:
     J, name = ctx.z_dim, ctx.name
     k = f"grid.{name}"
-    modes = (["Fig. 4: inverse Gaussian CDF"] if J == 2 else []) + ["Plane through a point"]
+    mu = ctx.array("test_mu")
+    data_grid = "Grid over the test codes' range"
+    first = ("Fig. 4: inverse Gaussian CDF" if ctx.has_prior else data_grid if mu is not None else None)
+    modes = ([first] if J == 2 and first else []) + ["Plane through a point"]
     c1, c2 = st.columns([1, 2])
     with c1:
         mode = st.radio("Grid", modes, key=f"{k}.mode", persist_state="session")
@@ -30,16 +34,25 @@ def render(ctx: ViewContext) -> None:
             q = float(grids.gaussian_quantiles(2, cov)[1])
             axes = (f"z0 left to right, z1 bottom to top, each over +-{q:.2f} SD "
                     f"(quantiles {(1 - cov) / 2:.3f}..{(1 + cov) / 2:.3f})")
+        elif mode == data_grid:
+            cov = st.slider("Span (central share of the test codes covered, per dimension)", 0.50, 0.999, 0.98,
+                            step=0.005, key=f"{k}.dcov", persist_state="session", format="%.3f")
+            lo, hi = grids.code_range(mu, cov)
+            z = grids.range_grid(lo, hi, n)
+            axes = (f"z0 left to right from {lo[0]:.2f} to {hi[0]:.2f}, z1 bottom to top from {lo[1]:.2f} to "
+                    f"{hi[1]:.2f} (evenly spaced over the central {100 * cov:.1f}% of the test codes: this "
+                    "autoencoder has no prior whose quantiles Fig. 4 would use)")
         else:
             base, base_desc = pick_point(ctx, "Through", key=f"{k}.base")
             dir_opts = ["Two latent dimensions"]
-            mu = ctx.array("test_mu")
             if mu is not None and J >= 2:
                 dir_opts.append("Two principal directions of the encoded test set")
             how = st.radio("Along", dir_opts, key=f"{k}.dirs", persist_state="session")
             if how.startswith("Two latent"):
                 kl = models.kl_per_dim(ctx.ck)
-                order = list(np.argsort(-kl)) if kl is not None else list(range(J))
+                # the most used dimensions first: by KL (a VAE), else by how far the test codes spread
+                used = kl if kl is not None else (mu.std(0) if mu is not None else None)
+                order = list(np.argsort(-used)) if used is not None else list(range(J))
                 d0 = st.selectbox("Horizontal dimension", range(J), index=int(order[0]), key=f"{k}.i",
                                   format_func=lambda j: f"z{j}", persist_state="session")
                 d1_default = int(order[1]) if int(order[1]) != d0 else int(order[0])
@@ -49,14 +62,20 @@ def render(ctx: ViewContext) -> None:
                     st.error("Pick two different dimensions.")
                     return
                 u, v = grids.axis_directions(J, d0, d1)
+                sd = (mu[:, d0].std(), mu[:, d1].std()) if mu is not None else (1.0, 1.0)
                 axes_dirs = f"z{d0} left to right, z{d1} bottom to top"
             else:
                 (u, v), sd = grids.principal_directions(mu)
                 axes_dirs = f"PC1 left to right (data SD {sd[0]:.2f}), PC2 bottom to top (data SD {sd[1]:.2f})"
-            span = st.slider("Span (+- prior SDs)", 0.5, 6.0, 3.0, step=0.25, key=f"{k}.span",
+            # A VAE's steps are prior SDs; an autoencoder has no prior, so its are the test codes' SDs
+            # along each direction (its codes may spread over tens of units, or over hundredths).
+            unit = "prior SDs" if ctx.has_prior else "test-code SDs"
+            if not ctx.has_prior:
+                u, v = u * float(sd[0]), v * float(sd[1])
+            span = st.slider(f"Span (+- {unit})", 0.5, 6.0, 3.0, step=0.25, key=f"{k}.span",
                              persist_state="session")
             z = grids.plane_grid(base, u, v, n, span)
-            axes = f"{axes_dirs}, +-{span:g} SD around {base_desc}"
+            axes = f"{axes_dirs}, +-{span:g} {unit} around {base_desc}"
     with c2:
         imgs = ctx.decode(z)  # (n, n, H, W)
         pic = images.tile(imgs, pad=1)

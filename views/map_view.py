@@ -46,9 +46,10 @@ def render(ctx: ViewContext) -> None:
     enc = ctx.upload_encoding()
     if enc is not None and not isinstance(enc, str):
         markers.append(_marker("upload", neighbors.place_on_map(enc[1], mu, emb), "upload"))
-    how = "the latent plane itself" if ctx.z_dim == 2 else "a 2-D UMAP of the encoded means"
+    what = "encoded means" if ctx.has_prior else "codes"
+    how = "the latent plane itself" if ctx.z_dim == 2 else f"a 2-D UMAP of the {what}"
     st.caption(
-        f"{len(mu)} test images at their encoded means, drawn on {how}; colour: {ctx.labels.noun}. "
+        f"{len(mu)} test images at their {what}, drawn on {how}; colour: {ctx.labels.noun}. "
         "Click, or pick box/lasso in the toolbar to select."
     )
     fig = map_figure(str(ctx.entry.path), ctx.entry.mtime, tuple(markers))
@@ -67,7 +68,8 @@ def render(ctx: ViewContext) -> None:
               help="the first selected point becomes the app's current point (Sliders, Live, grids)")
     ncols = min(12, len(shown))
     recon = images.tile(ctx.decode(mu[shown]), ncols=ncols)
-    show(recon, target=640, max_factor=4, caption="reconstructions: decoded means of the selected points' q(z|x)")
+    of = "means of the selected points' q(z|x)" if ctx.has_prior else "codes of the selected points"
+    show(recon, target=640, max_factor=4, caption=f"reconstructions: decoded {of}")
     index = ctx.array("test_index")
     if index is None:
         st.caption("No test_index array: original images cannot be matched.")

@@ -46,10 +46,15 @@ def render(ctx: ViewContext) -> None:
     c = st.columns(4)
     c[0].metric("Dataset", {"mnist": "MNIST", "frey": "Frey Face"}.get(ctx.dataset, ctx.dataset or "?"))
     c[1].metric("Latent size", ctx.z_dim)
-    c[2].metric(elbo_label, _fmt(m["test_elbo"]) if "test_elbo" in m else "n/a")
-    k = m.get("iwae_k")
-    c[3].metric(f"log p(x) estimate{f' (k={k})' if k else ''}",
-                _fmt(m["test_iwae_ll"]) if "test_iwae_ll" in m else "n/a")
+    if ctx.has_prior:
+        c[2].metric(elbo_label, _fmt(m["test_elbo"]) if "test_elbo" in m else "n/a")
+        k = m.get("iwae_k")
+        c[3].metric(f"log p(x) estimate{f' (k={k})' if k else ''}",
+                    _fmt(m["test_iwae_ll"]) if "test_iwae_ll" in m else "n/a")
+    else:
+        c[2].metric("Test squared error per image", _fmt(m["test_sse"]) if "test_sse" in m else "n/a")
+        c[3].metric("Test cross-entropy per image (nats)", _fmt(m["test_bce"]) if "test_bce" in m else "n/a")
+        st.caption(models.no_prior_reason(ck, "An ELBO and a log p(x)"))
     st.markdown(
         f"- **Architecture:** {models.architecture(ck)} ({models.n_parameters(ck):,} parameters)\n"
         f"- **Image size:** {ctx.image_shape[0]}x{ctx.image_shape[1]}; **file:** `{ck.path.name}`\n"
@@ -59,7 +64,8 @@ def render(ctx: ViewContext) -> None:
     if ck.checksum is None:
         st.caption("This file carries no checksum (it was written before checksums were recorded), "
                    "so damage to it cannot be detected.")
-    other = {k2: v for k2, v in m.items() if k2 not in ("test_elbo", "test_iwae_ll", "iwae_k", "n_test")}
+    shown = ("test_elbo", "test_iwae_ll", "iwae_k", "n_test") if ctx.has_prior else ("test_sse", "test_bce", "n_test")
+    other = {k2: v for k2, v in m.items() if k2 not in shown}
     if other:
         st.caption("Other metrics: " + ", ".join(f"{k2} = {_fmt(v)}" for k2, v in other.items()))
     if hist:
@@ -73,10 +79,14 @@ def render(ctx: ViewContext) -> None:
         st.plotly_chart(kl_fig, key=f"card.{ctx.name}.kl")
         st.caption("A dimension with KL near 0 is ignored by the decoder (posterior collapse): "
                    "its slider does nothing.")
-    seed = st.number_input("Prior samples: seed", 0, 1_000_000, 0, key=f"card.{ctx.name}.seed", width=200)
-    z = latent.prior_samples(64, ctx.z_dim, int(seed))
-    pic = images.tile(ctx.decode(z), ncols=8)
-    show(pic, target=480, max_factor=4, caption="64 decoded draws z ~ N(0, I)")
+    if ctx.has_prior:
+        seed = st.number_input("Prior samples: seed", 0, 1_000_000, 0, key=f"card.{ctx.name}.seed", width=200)
+        z = latent.prior_samples(64, ctx.z_dim, int(seed))
+        pic = images.tile(ctx.decode(z), ncols=8)
+        show(pic, target=480, max_factor=4, caption="64 decoded draws z ~ N(0, I)")
+    else:
+        st.caption(models.no_prior_reason(ck, "Prior samples") + " The Compare tab shows what decoding "
+                   "N(0, I) draws through it gives anyway.")
     with st.expander("Training configuration and data provenance"):
         # Three levels open: every setting shows at once (lists like hidden sizes too); per-file details stay folded.
         st.json({"train_config": meta.get("train_config"), "provenance": meta.get("provenance")}, expanded=3)

@@ -30,7 +30,8 @@ def render(ctx: ViewContext, mu: np.ndarray, rec: np.ndarray) -> None:
     """Neighbours of the encoding ``mu`` (J,), whose reconstruction is ``rec`` (H, W)."""
     test_mu, labels = ctx.array("test_mu"), ctx.array("test_labels")
     idx, dist = neighbors.nearest(mu, test_mu, k=K)
-    st.markdown(f"**The {len(idx)} nearest encoded test images** (Euclidean distance between posterior means)")
+    between = "posterior means" if ctx.has_prior else "codes"
+    st.markdown(f"**The {len(idx)} nearest encoded test images** (Euclidean distance between {between})")
     left, right = st.columns([3, 2])
     with left:
         named = "" if labels is None else f"; {ctx.labels.noun}s " + ", ".join(ctx.labels.name(v) for v in labels[idx])

@@ -11,20 +11,27 @@ from explorer.latent import prior_samples
 from views.context import ViewContext
 
 SOURCES = ("Origin", "Dataset point", "Prior sample", "Current point", "Upload")
+MEAN_CODE = "Mean code"  # an autoencoder's "Origin": the mean of its test codes
 
 
 def pick_point(ctx: ViewContext, label: str, key: str, default: str = "Origin",
                sources: tuple[str, ...] = SOURCES, default_row: int = 0) -> tuple[np.ndarray, str]:
     """Widgets to choose a point; returns (z (J,), a short description). Sources that need
     something absent (no stored test_mu, no upload) still appear and explain themselves.
-    ``default_row``: the test row a "Dataset point" starts at."""
+    ``default_row``: the test row a "Dataset point" starts at. An autoencoder has no prior: no
+    "Prior sample", and its "Origin" is the mean test code (its origin may lie far from any data)."""
+    if not ctx.has_prior:
+        sources = tuple(MEAN_CODE if s == "Origin" else s for s in sources if s != "Prior sample")
+        default = MEAN_CODE if default == "Origin" else default
     src = st.selectbox(label, sources, index=sources.index(default), key=f"{key}.src", persist_state="session")
     J = ctx.z_dim
+    origin, origin_desc = (np.zeros(J, np.float32), "origin") if ctx.has_prior else (
+        ctx.box.centre.astype(np.float32), "mean code")
     if src == "Dataset point":
         mu = ctx.array("test_mu")
         if mu is None:
             st.warning(ctx.problems.get("test_mu", "no encoded test set in this checkpoint"))
-            return np.zeros(J, np.float32), "origin (no dataset points)"
+            return origin, f"{origin_desc} (no dataset points)"
         row = st.number_input(f"Test row (0..{len(mu) - 1})", 0, len(mu) - 1, min(default_row, len(mu) - 1),
                               key=f"{key}.row", persist_state="session")
         labels = ctx.array("test_labels")
@@ -38,13 +45,13 @@ def pick_point(ctx: ViewContext, label: str, key: str, default: str = "Origin",
     if src == "Upload":
         enc = ctx.upload_encoding()
         if enc is None:
-            st.info("No upload yet: add one in the 'Encode an upload' tab. Using the origin.")
-            return np.zeros(J, np.float32), "origin (no upload)"
+            st.info(f"No upload yet: add one in the 'Encode an upload' tab. Using the {origin_desc}.")
+            return origin, f"{origin_desc} (no upload)"
         if isinstance(enc, str):
             st.error(enc)
-            return np.zeros(J, np.float32), "origin (bad upload)"
+            return origin, f"{origin_desc} (bad upload)"
         return enc[1].astype(np.float32), "upload"
-    return np.zeros(J, np.float32), "origin"
+    return origin, origin_desc
 
 
 def contrasting_row(ctx: ViewContext, row: int = 0) -> int:

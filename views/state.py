@@ -12,6 +12,10 @@ Views read and write it only through these helpers.
   point. Their own moves write back through :func:`slider_moved` without a bump. Nothing ever
   writes a slider's widget state from outside, which is what once let the sliders show -4
   while the image showed the real point.
+- ``st.session_state["z.box"]``: dict, model name -> :class:`explorer.latent.LatentBox`, where
+  that model's sliders range and what a reset returns to (a VAE: +-4 prior SDs around the
+  origin; an autoencoder: its test codes' range around their mean). Registered by the page
+  for the chosen model (:func:`use_box`) before any view runs; :func:`set_z` snaps to it.
 - ``st.session_state["upload"]``: dict ``{"name": str, "data": bytes, "sha1": str}``, the last
   file uploaded in the "Encode an upload" tab (model-independent; each model encodes it itself,
   see ``views.context.ViewContext.upload_encoding``). Absent when there is none.
@@ -28,10 +32,11 @@ from explorer import latent
 
 Z_KEY = "z"
 REV_KEY = "z.rev"
+BOX_KEY = "z.box"
 SEED_KEY = "z.seed"
 UPLOAD_KEY = "upload"
-SLIDER_RANGE = 4.0  # sliders span +-4 prior SDs; points set from outside are clipped to it
-SLIDER_STEP = 0.05
+SLIDER_RANGE = latent.PRIOR_SPAN  # a VAE's sliders span +-4 prior SDs; points set from outside are clipped to it
+SLIDER_STEP = latent.PRIOR_STEP
 USE_AS_CURRENT = "Use as the current point"  # every button that sets the current point says this
 
 
@@ -42,33 +47,52 @@ def slider_key(model: str, j: int) -> str:
     return f"slider.{model}.{rev}.{j}"
 
 
-def snap(z) -> np.ndarray:
-    """``z`` (J,) as the sliders can show it: clipped to +-SLIDER_RANGE, rounded to the step."""
-    z = np.clip(np.asarray(z, dtype=np.float64).reshape(-1), -SLIDER_RANGE, SLIDER_RANGE)
-    return np.round(z / SLIDER_STEP) * SLIDER_STEP
+def use_box(model: str, box: latent.LatentBox) -> None:
+    """Register where ``model``'s sliders range (see the module docstring)."""
+    st.session_state.setdefault(BOX_KEY, {})[model] = box
+
+
+def box_of(model: str, z_dim: int) -> latent.LatentBox:
+    """``model``'s registered box, or a VAE's (+-4 prior SDs) when none of that size is."""
+    box = st.session_state.get(BOX_KEY, {}).get(model)
+    return box if box is not None and box.lo.shape == (z_dim,) else latent.prior_box(z_dim)
+
+
+def snap(z, box: latent.LatentBox | None = None) -> np.ndarray:
+    """``z`` (J,) as the sliders can show it: clipped to ``box`` (default +-SLIDER_RANGE),
+    rounded to its step."""
+    z = np.asarray(z, dtype=np.float64).reshape(-1)
+    return (box or latent.prior_box(z.shape[0])).snap(z)
 
 
 def get_z(model: str, z_dim: int) -> np.ndarray:
-    """The current latent point of ``model`` (J,), the origin until something sets it."""
+    """The current latent point of ``model`` (J,), the box's centre (a VAE's origin) until
+    something sets it."""
     z = st.session_state.get(Z_KEY, {}).get(model)
     if z is None or len(z) != z_dim:
-        return np.zeros(z_dim, np.float32)
+        return box_of(model, z_dim).centre.astype(np.float32)
     return np.asarray(z, dtype=np.float32)
 
 
 def set_z(model: str, z) -> None:
-    """Make ``z`` (J,) the current latent point of ``model`` (snapped to the sliders' range and
+    """Make ``z`` (J,) the current latent point of ``model`` (snapped to its sliders' range and
     step). Safe inside callbacks; the sliders follow on their next render."""
-    st.session_state.setdefault(Z_KEY, {})[model] = [float(v) for v in snap(z)]
+    z = np.asarray(z, dtype=np.float64).reshape(-1)
+    st.session_state.setdefault(Z_KEY, {})[model] = [float(v) for v in snap(z, box_of(model, z.shape[0]))]
     revs = st.session_state.setdefault(REV_KEY, {})
     revs[model] = revs.get(model, 0) + 1
+
+
+def reset_z(model: str, z_dim: int) -> None:
+    """Callback: back to the box's centre (a VAE's origin, an autoencoder's mean test code)."""
+    set_z(model, box_of(model, z_dim).centre)
 
 
 def slider_moved(model: str, z_dim: int, j: int, key: str) -> None:
     """Widget callback of slider ``j`` (widget key ``key``): copy its value into the current
     point, with no rev bump, so the slider keeps its widget."""
     z = st.session_state.setdefault(Z_KEY, {}).get(model)
-    z = list(z) if z is not None and len(z) == z_dim else [0.0] * z_dim
+    z = list(z) if z is not None and len(z) == z_dim else [float(v) for v in box_of(model, z_dim).centre]
     z[j] = float(st.session_state[key])
     st.session_state[Z_KEY][model] = z
 

@@ -7,7 +7,7 @@ import streamlit as st
 from explorer import figures, images, neighbors, preprocess
 from views import neighbours, state
 from views.context import ViewContext
-from views.display import show_encoding
+from views.display import encoding_figure, show_encoding
 
 STEP_PX = 140
 
@@ -45,7 +45,7 @@ def render(ctx: ViewContext) -> None:
                 caption=f"{s.title}: {s.note}" if s.note else s.title, output_format="PNG")
     left, right = st.columns([1, 1])
     with left:
-        st.plotly_chart(figures.mu_sigma_figure(mu, logvar), key=f"upload.{name}.musigma")
+        st.plotly_chart(encoding_figure(ctx, mu, logvar), key=f"upload.{name}.musigma")
     with right:
         show_encoding(ctx, prep.x, mu, f"upload.{name}.send")
     test_mu = ctx.array("test_mu")
