@@ -22,10 +22,14 @@ from typing import Literal
 
 Dataset = Literal["mnist", "frey", "folder"]  # trainer.data.DATASETS
 Activation = Literal["relu", "tanh", "softplus", "elu"]  # trainer.model.ACTIVATIONS
-Likelihood = Literal["bernoulli", "gaussian"]  # trainer.model.LIKELIHOODS
+Kind = Literal["vae", "ae", "dae"]  # trainer.model.KINDS
+Likelihood = Literal["bernoulli", "gaussian", "squared_error"]  # trainer.model.LIKELIHOODS
+Corruption = Literal["masking", "gaussian", "salt_pepper"]  # trainer.corruption.CORRUPTIONS
 LrSchedule = Literal["constant", "cosine", "exponential"]
 MatmulPrecision = Literal["highest", "high", "medium"]  # torch.set_float32_matmul_precision
 Device = Literal["auto", "cpu", "cuda"]  # trainer.distributed.resolve_device
+# trainer.corruption.DEFAULT_LEVELS, here so that this module stays free of torch (tests check they agree)
+_DEFAULT_LEVELS = {"masking": 0.3, "gaussian": 0.3, "salt_pepper": 0.2}
 MAX_SEED = 2**62  # seeds leave headroom for the fixed offsets added to them (evaluation draws)
 
 
@@ -66,16 +70,22 @@ class TrainConfig:
     name: str | None = _f(None, "model name shown in the app (default: the file name of --out)")
     title: str | None = _f(None, "one-line title shown in the app (default: dataset and latent size)")
     # model
+    kind: Kind = _f("vae", "vae (Kingma & Welling), ae (deterministic autoencoder) or dae (denoising "
+                    "autoencoder: trained to give back x from a corrupted x~)")
     z_dim: int = _f(20, "latent dimensions J", ge=1)
     hidden: tuple[int, ...] = _f((400,), "encoder hidden widths; the decoder mirrors them", ge=1)
     activation: Activation = _f("relu", "hidden-layer activation")
-    likelihood: Likelihood | None = _f(None, "decoder p(x|z) (default: bernoulli for mnist/folder, gaussian for frey)")
+    likelihood: Likelihood | None = _f(None, "decoder p(x|z), or an ae/dae's loss (default: a vae bernoulli for "
+                                       "mnist/folder, gaussian for frey; an ae/dae squared_error, ||x - x'||^2)")
     min_logvar: float = _f(-6.0, "Gaussian decoder: floor on the per-pixel log-variance")
     # objective
     beta: float = _f(1.0, "KL weight (beta-VAE); reported ELBOs always use beta = 1", ge=0)
     kl_warmup_epochs: float = _f(0.0, "beta ramps linearly from 0 over this many epochs (0 = off)", ge=0)
     n_samples: int = _f(1, "eps samples per data point (L in the paper)", ge=1)
     binarize: bool = _f(True, "dynamic binarisation: a fresh Bernoulli draw per pixel per step (Bernoulli only)")
+    corruption: Corruption | None = _f(None, "dae: the corruption C(x~|x) of the encoder's input (default: masking)")
+    corruption_level: float | None = _f(None, "dae: masking or salt_pepper probability, or gaussian noise SD "
+                                        "(default: trainer.corruption.DEFAULT_LEVELS: 0.3, 0.2, 0.3)", ge=0)
     # optimisation
     epochs: int = _f(10, "training epochs", ge=1)
     batch_size: int = _f(128, "minibatch size M; under torchrun the global batch: each of the N processes "
@@ -116,9 +126,34 @@ class TrainConfig:
             raise ConfigError("image_folder", "required with dataset 'folder'", self.image_folder)
         if not self.out or self.out.endswith(("/", os.sep)) or os.path.basename(self.out) in (".", ".."):
             raise ConfigError("out", "must be a file path such as runs/model.safetensors", self.out)
+        self._validate_kind()
+
+    def _validate_kind(self) -> None:
+        """What depends on ``kind`` (trainer.model.KIND_LIKELIHOODS, trainer.corruption's ranges)."""
+        lik = self.likelihood
+        if self.kind == "vae" and lik == "squared_error":
+            raise ConfigError("likelihood", "squared_error is an ae/dae loss; a vae takes bernoulli or gaussian", lik)
+        if self.kind != "vae" and lik == "gaussian":
+            raise ConfigError("likelihood", f"kind {self.kind} takes squared_error or bernoulli", lik)
+        for name in ("corruption", "corruption_level"):
+            if self.kind != "dae" and getattr(self, name) is not None:
+                raise ConfigError(name, "applies to --kind dae only", getattr(self, name))
+        if self.kind == "dae" and self.default_corruption()[0] != "gaussian" and self.default_corruption()[1] > 1:
+            raise ConfigError("corruption_level", f"is a probability for {self.default_corruption()[0]}, must be <= 1",
+                              self.corruption_level)
 
     def default_likelihood(self) -> str:
-        return self.likelihood or ("gaussian" if self.dataset == "frey" else "bernoulli")
+        if self.likelihood:
+            return self.likelihood
+        if self.kind != "vae":
+            return "squared_error"  # the lecture notes' autoencoder objective ||x - x'||^2
+        return "gaussian" if self.dataset == "frey" else "bernoulli"
+
+    def default_corruption(self) -> tuple[str, float]:
+        """A dae's corruption and level, defaults filled in (trainer.corruption.DEFAULT_LEVELS)."""
+        kind = self.corruption or "masking"
+        level = self.corruption_level
+        return kind, float(_DEFAULT_LEVELS[kind] if level is None else level)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -3,6 +3,8 @@
 ``evaluate(path, k=1000) -> dict``: the test ELBO and the importance-weighted estimate of
 log p(x) (Burda et al. 2015) with ``k`` samples, in nats per example, on the same fixed
 binarisation of the test set the trainer reports (MNIST), or the continuous test frames (Frey).
+An autoencoder (``kind`` ae or dae) has neither an ELBO nor a p(x): its numbers are
+reconstruction errors on the test set (:func:`evaluate_reconstruction`).
 
 The trainer (``trainer/train.py``) uses the same pieces: :func:`eval_inputs` for the test set,
 :func:`evaluate_elbo` after every epoch, :func:`iwae_log_likelihood_batched` and
@@ -20,7 +22,8 @@ from pathlib import Path
 import torch
 
 from trainer.checkpoint import load_checkpoint
-from trainer.model import VAE, iwae_log_likelihood, kl_divergence, loss_function
+from trainer.corruption import corrupt
+from trainer.model import VAE, iwae_log_likelihood, kl_divergence, loss_function, reconstruction_error
 
 # Seed of the one fixed binarisation of the test set used for every reported likelihood
 # (the "dynamically binarised" test set, binarised once so numbers are comparable).
@@ -74,6 +77,37 @@ def evaluate_elbo(model: VAE, x: torch.Tensor, batch: int = 2000, seed: int = 0)
     return {k: v / x.shape[0] for k, v in tot.items()}
 
 
+@torch.no_grad()
+def evaluate_reconstruction(model: VAE, x: torch.Tensor, corruption: tuple[str, float] | None = None,
+                            seed: int = 0, batch: int = 2000) -> dict:
+    """An autoencoder's errors per image on test images ``x`` (N, D), the targets; the encoder sees
+    ``x`` itself, or with ``corruption`` = (kind, level) a seeded corruption of it (a denoising
+    autoencoder's objective). ``loss``: the model's own objective (its ``likelihood``); ``sse``:
+    squared error ||x - x'||^2; ``bce``: cross-entropy, nats. Float32, means over N."""
+    g = torch.Generator().manual_seed(seed)
+    tot = {"loss": 0.0, "sse": 0.0, "bce": 0.0}
+    for i in range(0, x.shape[0], batch):
+        xb = x[i : i + batch]
+        logits = model(corrupt(xb, *corruption, generator=g) if corruption else xb)["dec"][0]
+        for key, lik in (("loss", model.config.likelihood), ("sse", "squared_error"), ("bce", "bernoulli")):
+            tot[key] += float(reconstruction_error(xb, logits, lik).sum())
+    return {k: v / x.shape[0] for k, v in tot.items()}
+
+
+def autoencoder_metrics(model: VAE, x: torch.Tensor, x_grey: torch.Tensor, corruption: tuple[str, float] | None,
+                        seed: int = 0) -> dict:
+    """The final numbers of an autoencoder: ``test_loss`` (its objective on ``x``, the test set
+    as trained on, corrupted for a DAE), ``test_sse`` / ``test_bce`` (clean grey inputs ``x_grey``
+    reconstructed: comparable across every model), and for a DAE ``test_sse_corrupted`` (corrupted
+    grey inputs, clean targets: how well it denoises)."""
+    clean = evaluate_reconstruction(model, x_grey)
+    out = {"test_loss": evaluate_reconstruction(model, x, corruption, seed)["loss"], "test_sse": clean["sse"],
+           "test_bce": clean["bce"], "n_test": int(x.shape[0])}
+    if corruption:
+        out["test_sse_corrupted"] = evaluate_reconstruction(model, x_grey, corruption, seed)["sse"]
+    return out
+
+
 def iwae_log_likelihood_batched(model: VAE, x: torch.Tensor, k: int, seed: int = 0, batch: int = 100,
                                 progress: bool = False) -> torch.Tensor:
     """Importance-weighted log p(x) per example over a large set, in batches: (N, D) -> (N,)."""
@@ -92,14 +126,14 @@ def iwae_log_likelihood_batched(model: VAE, x: torch.Tensor, k: int, seed: int =
 # --- what the app needs --------------------------------------------------------------------------
 
 @torch.no_grad()
-def encode_all(model: VAE, x: torch.Tensor, batch: int = 4000) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latent means and log-variances of ``x`` (N, D): each (N, J)."""
+def encode_all(model: VAE, x: torch.Tensor, batch: int = 4000) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Latent means and log-variances of ``x`` (N, D): each (N, J); an autoencoder's codes and None."""
     mus, lvs = [], []
     for i in range(0, x.shape[0], batch):
         mu, lv = model.encode(x[i : i + batch])
         mus.append(mu)
         lvs.append(lv)
-    return torch.cat(mus), torch.cat(lvs)
+    return torch.cat(mus), None if lvs[0] is None else torch.cat(lvs)
 
 
 def umap_embedding(mu: torch.Tensor, seed: int = 42) -> torch.Tensor:
@@ -114,19 +148,24 @@ def umap_embedding(mu: torch.Tensor, seed: int = 42) -> torch.Tensor:
 
 
 def latent_arrays(model: VAE, x_grey: torch.Tensor, labels: torch.Tensor,
-                  use_umap: bool) -> tuple[dict[str, torch.Tensor], list[float], str]:
+                  use_umap: bool) -> tuple[dict[str, torch.Tensor], list[float] | None, str]:
     """The checkpoint arrays the app opens instantly, for test images ``x_grey`` (N, D) with
     ``labels`` (N,): ``test_mu``/``test_logvar`` (N, J), ``test_labels``/``test_index`` (N,),
     ``test_embedding`` (N, 2). Also the KL per latent dimension (J floats, mean over N) and how the
-    embedding was made: ``"umap"``, or ``"latent"`` (the first two dimensions of the means)."""
-    mu, logvar = (t.cpu() for t in encode_all(model, x_grey))  # trained on a GPU: the arrays live on the host
-    kl_dim = kl_divergence(mu, logvar).mean(0)
+    embedding was made: ``"umap"``, or ``"latent"`` (the first two dimensions of the means).
+    An autoencoder: its codes as ``test_mu``, no ``test_logvar``, and None for the KL."""
+    mu, logvar = encode_all(model, x_grey)
+    # trained on a GPU: the arrays live on the host
+    mu, logvar = mu.cpu(), (None if logvar is None else logvar.cpu())
+    kl_dim = None if logvar is None else kl_divergence(mu, logvar).mean(0).tolist()
     emb = umap_embedding(mu) if (use_umap or mu.shape[1] <= 2) else mu[:, :2].clone()
     arrays = {
-        "test_mu": mu.float(), "test_logvar": logvar.float(), "test_labels": labels.to(torch.int64),
+        "test_mu": mu.float(), "test_labels": labels.to(torch.int64),
         "test_embedding": emb, "test_index": torch.arange(mu.shape[0], dtype=torch.int64),
     }
-    return arrays, kl_dim.tolist(), "umap" if mu.shape[1] > 2 and use_umap else "latent"
+    if logvar is not None:
+        arrays["test_logvar"] = logvar.float()
+    return arrays, kl_dim, "umap" if mu.shape[1] > 2 and use_umap else "latent"
 
 
 # --- a checkpoint, from the command line ---------------------------------------------------------
@@ -147,6 +186,8 @@ def evaluate(path: str | Path, k: int = 1000, n: int = 0, data_dir: str | None =
     if n:
         x = x[:n]
     t0 = time.perf_counter()
+    if not ck.config.has_prior:
+        return _evaluate_autoencoder(ck, x, eval_inputs(ds.test_x, False)[1][: n or None], seed, t0)
     with matmul_precision("highest"):  # reported numbers in exact float32
         elbo = evaluate_elbo(ck.model, x, seed=seed)
         ll = iwae_log_likelihood_batched(ck.model, x, k, seed=seed + 1, progress=progress) if k > 0 else None
@@ -165,3 +206,16 @@ def evaluate(path: str | Path, k: int = 1000, n: int = 0, data_dir: str | None =
     result["seconds"] = time.perf_counter() - t0
     result["units"] = "nats per example"
     return result
+
+
+def _evaluate_autoencoder(ck, x: torch.Tensor, x_grey: torch.Tensor, seed: int, t0: float) -> dict:
+    """:func:`evaluate` for an autoencoder: reconstruction errors (:func:`autoencoder_metrics`)."""
+    c = ck.meta.get("corruption")
+    corruption = (c["kind"], c["level"]) if ck.config.kind == "dae" and isinstance(c, dict) else None
+    with matmul_precision("highest"):
+        metrics = autoencoder_metrics(ck.model, x, x_grey, corruption, seed=seed)
+    return {"checkpoint": str(ck.path), "dataset": ck.meta.get("dataset", "mnist"), "kind": ck.config.kind,
+            "loss": ck.config.likelihood, "corruption": c if corruption else None,
+            "binarized_test_set": bool(ck.meta.get("binarized", False)), **metrics,
+            "log_px": "none: an autoencoder defines no p(x)", "seconds": time.perf_counter() - t0,
+            "units": "per image: squared error in grey levels, cross-entropy in nats"}

@@ -1,5 +1,11 @@
 """Training as a function: ``train(TrainConfig(...)) -> Path`` of the written checkpoint.
 
+``TrainConfig.kind`` picks the model (``trainer/model.py``): a VAE, or with the same network a
+plain (ae) or denoising (dae) autoencoder. The loop is the same; an autoencoder minimises its
+reconstruction error (:func:`trainer.model.objective`), a DAE on inputs corrupted afresh every
+step by the run's own generator (``trainer/corruption.py``; so a resumed run continues bit-for-bit),
+and its numbers are reconstruction errors instead of an ELBO and log p(x).
+
 The loop follows the paper's AEVB algorithm (Kingma & Welling 2013, Algorithm 1): minibatch M,
 L samples of eps per data point, gradient of the (beta-weighted) ELBO, Adam. What makes it fast:
 the whole dataset lives in memory as one float tensor and each step gathers a batch with one
@@ -44,16 +50,19 @@ import torch
 
 from trainer.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, TrainConfig
+from trainer.corruption import corrupt
 from trainer.distributed import Placement, StopFlag, placement
 from trainer.evaluate import (
+    autoencoder_metrics,
     eval_inputs,
     evaluate_elbo,
+    evaluate_reconstruction,
     iwae_log_likelihood_batched,
     latent_arrays,
     matmul_precision,
 )
 from trainer.memmap_images import BatchInput, model_input
-from trainer.model import VAE, VAEConfig, loss_function
+from trainer.model import KIND_NAMES, VAE, VAEConfig, objective
 
 
 class TrainingDiverged(RuntimeError):
@@ -124,7 +133,7 @@ def model_config(cfg: TrainConfig) -> VAEConfig:
 
     return VAEConfig(image_shape=image_shape_of(cfg.dataset, cfg.image_size), hidden=cfg.hidden,
                      z_dim=cfg.z_dim, activation=cfg.activation, likelihood=cfg.default_likelihood(),
-                     min_logvar=cfg.min_logvar)
+                     min_logvar=cfg.min_logvar, kind=cfg.kind)
 
 
 def _read_resumable(out: Path, mcfg: VAEConfig) -> Checkpoint:
@@ -303,10 +312,15 @@ class _Run:
         self.state = RunState()
         self.autocast = (torch.autocast(place.device.type, dtype=torch.bfloat16) if cfg.bf16
                          else contextlib.nullcontext())
+        self.vae = mcfg.has_prior
+        # A DAE's C(x~|x): (kind, level); None for a VAE or a plain autoencoder.
+        self.corruption = cfg.default_corruption() if cfg.kind == "dae" else None
+        what = "VAE" if self.vae else KIND_NAMES[cfg.kind]
         self.base_meta = {
             "name": cfg.name or out.stem,
-            "title": cfg.title or f"{data.meta['dataset']} VAE, {cfg.z_dim}-D latent",
+            "title": cfg.title or f"{data.meta['dataset']} {what}, {cfg.z_dim}-D latent",
             **data.meta,
+            **({"corruption": {"kind": self.corruption[0], "level": self.corruption[1]}} if self.corruption else {}),
             "train_config": cfg.to_dict(),
             "n_train": int(self.n),
             "n_test": int(data.x_test.shape[0]),
@@ -372,14 +386,14 @@ class _Run:
             (parts["loss"] if weight == 1 else parts["loss"] * weight).backward()
             opt.step()
             with torch.no_grad():
-                sums.add_(torch.stack((parts["elbo"], parts["rec"], parts["kl"])), alpha=n_rows)
+                sums.add_(self._tracked(parts), alpha=n_rows)
             st.batch_idx += 1
             st.step += 1
             if bar is not None:
                 bar.update(1)
                 if st.batch_idx % 25 == 0 or st.batch_idx == spe:
                     seen = min(st.batch_idx * bs, n) / place.world  # this process's share, near enough
-                    bar.set_postfix(elbo=f"{float(sums[0]) / seen:.2f}")
+                    bar.set_postfix({"elbo" if self.vae else "loss": f"{float(sums[0]) / seen:.2f}"})
             if callback is not None and callback(st.step):
                 stop.requested = True
             agreed_stop, non_finite = place.poll(stop.requested, sums, st.batch_idx, spe)
@@ -403,40 +417,61 @@ class _Run:
                                 f"{self.state.epoch}) is kept. Try a lower --lr or a higher --min-logvar.")
 
     def _loss(self, xb: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        """The negative (beta-weighted) ELBO of a batch and its parts (trainer.model.loss_function)."""
+        """The objective of a batch and its parts (trainer.model.objective): the negative
+        (beta-weighted) ELBO, or an autoencoder's reconstruction error of the clean ``xb`` (from a
+        corrupted copy for a DAE: the notes' -E log p(x' = x | z(x~)))."""
+        x_in = corrupt(xb, *self.corruption, generator=self.gen) if self.corruption else xb
         with self.autocast:
-            out_b = self.net(xb, self.cfg.n_samples, self.gen)
+            out_b = self.net(x_in, self.cfg.n_samples, self.gen)
         if self.cfg.bf16:
             out_b = {k: (v.float() if v is not None else None) for k, v in out_b.items()}
-        return loss_function(xb, out_b, beta_at(self.cfg, step, self.steps_per_epoch))
+        return objective(self.model.config, xb, out_b, beta_at(self.cfg, step, self.steps_per_epoch))
+
+    def _tracked(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        """What an epoch sums (``RunState.sums``): (elbo, rec, kl), or an autoencoder's (loss, 0, 0)."""
+        if self.vae:
+            return torch.stack((parts["elbo"], parts["rec"], parts["kl"]))
+        return torch.stack((parts["loss"], torch.zeros_like(parts["loss"]), torch.zeros_like(parts["loss"])))
 
     def end_epoch(self, train_seconds: float) -> None:
-        """The per-epoch record: the train ELBO (summed over processes), and on the main process
-        the test ELBO in exact float32 and a history row (a non-finite ELBO stops the run); then
-        the next epoch starts from a resumable checkpoint."""
+        """The per-epoch record: the train numbers (summed over processes), and on the main process
+        the test numbers in exact float32 and a history row (a non-finite number stops the run);
+        then the next epoch starts from a resumable checkpoint."""
         cfg, st, main = self.cfg, self.state, self.place.is_main
         train_means = (self.place.sum_(st.sums) / self.n).tolist()
-        test = {"elbo": 0.0}
+        row, line = {}, ""
         if main:
             self.model.eval()
-            with matmul_precision("highest"):
-                test = evaluate_elbo(self.model, self.data.x_test, seed=cfg.seed + st.epoch)
-            st.history.append({
-                "epoch": st.epoch + 1, "train_elbo": train_means[0], "train_rec": train_means[1],
-                "train_kl": train_means[2], "test_elbo": test["elbo"], "test_rec": test["rec"],
-                "test_kl": test["kl"], "lr": lr_at(cfg, st.step, self.steps_per_epoch),
-                "beta": beta_at(cfg, st.step, self.steps_per_epoch), "seconds": train_seconds,
-            })
-        if not all(math.isfinite(v) for v in (*train_means, test["elbo"])):
-            raise TrainingDiverged(f"non-finite ELBO after epoch {st.epoch + 1}; the last good checkpoint "
-                                   f"({self.out}) is kept. Try a lower --lr.")
-        if main and cfg.progress:
-            print(f"epoch {st.epoch + 1}/{cfg.epochs}: train ELBO {train_means[0]:.2f}, "
-                  f"test ELBO {test['elbo']:.2f} (rec {test['rec']:.2f}, KL {test['kl']:.2f})", file=sys.stderr)
+            row, line = self._epoch_numbers(train_means)
+        if not all(math.isfinite(v) for v in (*train_means, *row.values())):
+            raise TrainingDiverged(f"non-finite {'ELBO' if self.vae else 'loss'} after epoch {st.epoch + 1}; the last "
+                                   f"good checkpoint ({self.out}) is kept. Try a lower --lr.")
+        if main:
+            st.history.append({"epoch": st.epoch + 1, **row, "lr": lr_at(cfg, st.step, self.steps_per_epoch),
+                               **({"beta": beta_at(cfg, st.step, self.steps_per_epoch)} if self.vae else {}),
+                               "seconds": train_seconds})
+            if cfg.progress:
+                print(f"epoch {st.epoch + 1}/{cfg.epochs}: {line}", file=sys.stderr)
         st.epoch += 1
         st.perm = None
         st.batch_idx = 0
         self.save_resumable(torch.empty(0, dtype=torch.int64))
+
+    def _epoch_numbers(self, train_means: list[float]) -> tuple[dict[str, float], str]:
+        """An epoch's train means (see :meth:`_tracked`) and test numbers, as history fields, and
+        its progress line. A VAE: ELBO, reconstruction, KL; an autoencoder: its loss (for a DAE
+        on test inputs corrupted with seeded draws, so epochs compare)."""
+        seed = self.cfg.seed + self.state.epoch
+        with matmul_precision("highest"):
+            if self.vae:
+                t = evaluate_elbo(self.model, self.data.x_test, seed=seed)
+                row = {"train_elbo": train_means[0], "train_rec": train_means[1], "train_kl": train_means[2],
+                       "test_elbo": t["elbo"], "test_rec": t["rec"], "test_kl": t["kl"]}
+                return row, (f"train ELBO {train_means[0]:.2f}, test ELBO {t['elbo']:.2f} "
+                             f"(rec {t['rec']:.2f}, KL {t['kl']:.2f})")
+            t = evaluate_reconstruction(self.model, self.data.x_test, self.corruption, seed=seed)
+        row = {"train_loss": train_means[0], "test_loss": t["loss"]}
+        return row, f"train loss {train_means[0]:.3f}, test loss {t['loss']:.3f} (squared error {t['sse']:.3f})"
 
     def finalize(self) -> Path:
         """Final evaluation and the app's arrays, then the (small) final checkpoint."""
@@ -444,15 +479,11 @@ class _Run:
         wall_time_s = self.state.prev_seconds + time.perf_counter() - self.t_start
         model.eval()
         t0 = time.perf_counter()
-        metrics = {"test_" + k: v for k, v in evaluate_elbo(model, data.x_test, seed=cfg.seed + 10_000).items()}
-        metrics["n_test"] = int(data.x_test.shape[0])
-        if cfg.iwae_k > 0:
-            sub = data.x_test[: cfg.iwae_n] if cfg.iwae_n else data.x_test
-            ll = iwae_log_likelihood_batched(model, sub, cfg.iwae_k, seed=cfg.seed + 20_000)
-            metrics.update(test_iwae_ll=float(ll.mean()), iwae_k=cfg.iwae_k, iwae_n=int(sub.shape[0]))
+        metrics = self._final_metrics()
         arrays, kl_per_dim, embedding = latent_arrays(model, data.x_test_grey, data.test_y, cfg.umap)
-        meta = dict(self.base_meta, history=self.state.history, metrics=metrics, kl_per_dim=kl_per_dim,
-                    embedding=embedding, wall_time_s=wall_time_s, eval_time_s=time.perf_counter() - t0,
+        meta = dict(self.base_meta, history=self.state.history, metrics=metrics,
+                    **({"kl_per_dim": kl_per_dim} if kl_per_dim is not None else {}), embedding=embedding,
+                    wall_time_s=wall_time_s, eval_time_s=time.perf_counter() - t0,
                     created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     torch_version=torch.__version__)
         state = _pack_state(self.opt, self.gen, torch.empty(0, dtype=torch.int64)) if cfg.keep_state else None
@@ -462,6 +493,20 @@ class _Run:
         if cfg.progress:
             print(json.dumps(metrics), file=sys.stderr)
         return path
+
+    def _final_metrics(self) -> dict:
+        """A VAE's test ELBO and importance-weighted log p(x); an autoencoder has neither, and
+        gets its reconstruction errors (trainer.evaluate.autoencoder_metrics)."""
+        cfg, data, model = self.cfg, self.data, self.model
+        if not self.vae:
+            return autoencoder_metrics(model, data.x_test, data.x_test_grey, self.corruption, seed=cfg.seed + 10_000)
+        metrics = {"test_" + k: v for k, v in evaluate_elbo(model, data.x_test, seed=cfg.seed + 10_000).items()}
+        metrics["n_test"] = int(data.x_test.shape[0])
+        if cfg.iwae_k > 0:
+            sub = data.x_test[: cfg.iwae_n] if cfg.iwae_n else data.x_test
+            ll = iwae_log_likelihood_batched(model, sub, cfg.iwae_k, seed=cfg.seed + 20_000)
+            metrics.update(test_iwae_ll=float(ll.mean()), iwae_k=cfg.iwae_k, iwae_n=int(sub.shape[0]))
+        return metrics
 
 
 def _progress(cfg: TrainConfig, epoch: int, total: int, initial: int):
