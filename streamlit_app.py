@@ -22,6 +22,7 @@ torch.set_num_threads(1)
 
 from explorer import models  # noqa: E402 (after the thread setting, on purpose)
 from views import (  # noqa: E402
+    compare,
     directions,
     drawing_pad,
     interpolate,
@@ -47,6 +48,7 @@ TABS: list[tuple[str, Callable[[ViewContext], None]]] = [
     ("Directions", directions.render),
     ("Model card", model_card.render),
     ("Likelihood", likelihood.render),
+    ("Compare", compare.render),
 ]
 # Tabs drawn without the shared heavy modules (views.context.import_shared_modules): the first
 # tab of a cold server shows its image without waiting for pandas, scipy and scikit-learn. They

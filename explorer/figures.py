@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 
 from explorer.labels import LabelScheme
 
@@ -52,14 +51,13 @@ def map_figure(
     # colour), never sent per point: numeric arrays travel as compact typed arrays, so the page
     # gets about 15 bytes per point (x, y float32, row int16) instead of 25.
     if scheme.categorical:
-        palette = qualitative.D3 + qualitative.Plotly
-        for i, c in enumerate(np.unique(y[rows])):
+        for c in np.unique(y[rows]):
             r = rows[y[rows] == c]
             fig.add_trace(
                 go.Scattergl(
                     x=e[r, 0], y=e[r, 1], customdata=r, name=scheme.name(c), mode="markers",
                     hovertemplate=f"row %{{customdata}}<br>{scheme.noun} %{{fullData.name}}<extra></extra>",
-                    marker=dict(size=4, color=palette[i % len(palette)], opacity=0.7),
+                    marker=dict(size=4, color=scheme.colour(c), opacity=0.7),
                 )
             )
         legend = dict(itemsizing="constant")
@@ -297,4 +295,53 @@ def projection_figure(mu: np.ndarray, d, base: np.ndarray | None = None, result:
         title=f"Test set along {d.title}", xaxis_title="position along the direction (test-set SDs from the mean)",
         yaxis_title="test points", legend=dict(orientation="h", y=-0.3),
     )
+    return fig
+
+
+def _circle(r: float, n: int = 97) -> tuple[np.ndarray, np.ndarray]:
+    t = np.linspace(0.0, 2.0 * np.pi, n)
+    return r * np.cos(t), r * np.sin(t)
+
+
+def compare_maps_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], scheme: LabelScheme,
+                        same_scale: bool = True, max_points: int = 4000, radii: Sequence[float] = (1.0, 2.0, 3.0)
+                        ) -> go.Figure:
+    """Test-set maps of several models side by side: ``panels`` = (title, points (N, 2), labels
+    (N,)) each, points in latent units, coloured by ``scheme`` (one legend shared by all), with
+    dashed circles where N(0, I) puts 1, 2 and 3 SD (``radii``). ``same_scale``: every panel
+    gets the same axis range (the union of the data's 0.5th-99.5th percentiles and the 3 SD
+    circle); otherwise each its own. At most ``max_points`` evenly spaced points per panel."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for t, _, _ in panels], horizontal_spacing=0.04)
+    ranges = []
+    for col, (_, pts, labels) in enumerate(panels, start=1):
+        p, y = np.asarray(pts, dtype=np.float32), np.asarray(labels)
+        rows = np.linspace(0, len(p) - 1, min(max_points, len(p))).astype(int) if len(p) else np.zeros(0, int)
+        if not scheme.categorical:  # a continuous index (Frey Face frames): one trace on a colour scale
+            fig.add_trace(go.Scattergl(x=p[rows, 0], y=p[rows, 1], mode="markers", showlegend=False, marker=dict(
+                size=3, color=y[rows], colorscale="Viridis", opacity=0.6, showscale=col == 1,
+                colorbar=dict(title=dict(text=scheme.noun), thickness=12))), row=1, col=col)
+        for c in np.unique(y[rows]) if scheme.categorical else ():
+            r = rows[y[rows] == c]
+            fig.add_trace(go.Scattergl(
+                x=p[r, 0], y=p[r, 1], mode="markers", name=scheme.name(c), legendgroup=str(c), showlegend=col == 1,
+                marker=dict(size=3, color=scheme.colour(c), opacity=0.6),
+                hovertemplate=f"{scheme.describe(c)}<extra></extra>"), row=1, col=col)
+        for k, rad in enumerate(radii):
+            cx, cy = _circle(rad)
+            fig.add_trace(go.Scattergl(x=cx, y=cy, mode="lines", line=dict(color="#222222", width=1, dash="dash"),
+                                       name="N(0, I): 1, 2, 3 SD", legendgroup="prior", hoverinfo="skip",
+                                       showlegend=col == 1 and k == 0), row=1, col=col)
+        lo, hi = np.percentile(p, [0.5, 99.5], axis=0) if len(p) else (np.zeros(2), np.zeros(2))
+        ranges.append((min(lo.min(), -max(radii)), max(hi.max(), max(radii))))
+    if same_scale:
+        ranges = [(min(r[0] for r in ranges), max(r[1] for r in ranges))] * len(panels)
+    for col, (a, b) in enumerate(ranges, start=1):
+        pad = 0.05 * (b - a)
+        fig.update_xaxes(range=[a - pad, b + pad], row=1, col=col)
+        fig.update_yaxes(range=[a - pad, b + pad], scaleanchor=f"x{col if col > 1 else ''}", scaleratio=1,
+                         row=1, col=col)
+    fig.update_layout(height=460, margin=dict(l=10, r=10, t=40, b=10), legend=dict(itemsizing="constant"),
+                      dragmode="pan", uirevision="compare")
     return fig

@@ -12,6 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# Colours of class labels, by label value: plotly's D3 then Plotly qualitative palettes (as hex,
+# so this module needs no plotly). A digit keeps its colour in every map, model and tab.
+PALETTE = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
+           "#17BECF", "#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880",
+           "#FF97FF", "#FECB52")
+NO_CLASS_COLOUR = "#AAAAAA"  # a folder image outside any class (label -1)
+
 
 @dataclass(frozen=True)
 class LabelScheme:
@@ -32,6 +39,11 @@ class LabelScheme:
         if self.names is not None and 0 <= i < len(self.names):
             return self.names[i]
         return "none" if self.categorical and i < 0 else str(i)
+
+    def colour(self, label: int) -> str:
+        """A class label's colour (:data:`PALETTE` by value; grey for "none")."""
+        i = int(label)
+        return NO_CLASS_COLOUR if i < 0 else PALETTE[i % len(PALETTE)]
 
     def describe(self, label: int) -> str:
         """``"digit 7"``, ``"frame 1000"``, ``"class cat"``."""

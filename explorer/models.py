@@ -110,6 +110,22 @@ def display_order(entries: list[ModelEntry]) -> list[ModelEntry]:
     return sorted(entries, key=lambda e: (e.dataset != "mnist", e.dataset, KINDS.index(e.kind), e.z_dim, e.name))
 
 
+def compare_set(entries: list[ModelEntry], current: ModelEntry, n: int = 3) -> list[str]:
+    """The models the Compare tab starts with: a VAE, an AE and a DAE of ``current``'s dataset and
+    latent size when at least two of those kinds exist there, else of the 2-D latent, else
+    ``current`` and the next models of its dataset (at most ``n`` names, in :func:`display_order`)."""
+    ok = display_order([e for e in entries if e.ok])
+    for z in (current.z_dim, 2):
+        pick = {current.kind: current.name} if current.z_dim == z else {}
+        for e in ok:
+            if e.dataset == current.dataset and e.z_dim == z:
+                pick.setdefault(e.kind, e.name)
+        if len(pick) >= 2:
+            return [pick[k] for k in KINDS if k in pick][:n]
+    same = [e.name for e in ok if e.dataset == current.dataset and e.name != current.name]
+    return [current.name, *same][:n]
+
+
 # --- what kind of model ----------------------------------------------------------------------
 
 def kind(ck: Checkpoint) -> str:
