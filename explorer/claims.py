@@ -10,8 +10,8 @@ The notes ("Autoencoders", "Denoising Autoencoders", "Data Distribution in Laten
 :func:`judge` takes the figures of two or three models (:func:`explorer.compare.compare_model`
 results, by kind) and returns one :class:`Verdict` per claim: ``supported``, ``partly``,
 ``not supported`` or ``not testable`` (the models compared lack what the claim is about), with
-one sentence quoting the numbers. Differences smaller than a figure's noise count as ties
-(:data:`MARGINS`). No Streamlit; plain dicts in, dataclasses out.
+a reason quoting the numbers (:attr:`Verdict.sentence` puts them together). Differences smaller
+than a figure's noise count as ties (:data:`MARGINS`). No Streamlit; plain dicts in, dataclasses out.
 """
 
 from __future__ import annotations
@@ -44,10 +44,17 @@ class Model:
 
 @dataclass(frozen=True)
 class Verdict:
+    """One claim judged: ``verdict`` (a word) and ``reason`` (the numbers behind it)."""
+
     key: str
     claim: str
     verdict: str
-    sentence: str
+    reason: str
+
+    @property
+    def sentence(self) -> str:
+        """The verdict and its reason as one sentence, e.g. "Supported: the VAE's codes ..."."""
+        return f"{self.verdict.capitalize()}: {self.reason}"
 
 
 def _get(m: Model, section: str, key: str) -> float | None:
@@ -73,7 +80,7 @@ def _gaussian(models: list[Model]) -> Verdict:
     key, claim = CLAIMS[0]
     vaes, others = _of(models, "vae"), [m for m in models if m.kind != "vae"]
     if not vaes or not others or any(_get(m, "gaussianity", "energy_distance") is None for m in models):
-        return Verdict(key, claim, NOT_TESTABLE, "Compare a VAE with an autoencoder or a denoising autoencoder.")
+        return Verdict(key, claim, NOT_TESTABLE, "compare a VAE with an autoencoder or a denoising autoencoder.")
     v = vaes[0]
     dv = _get(v, "gaussianity", "energy_distance")
     wins = [_better(dv, _get(o, "gaussianity", "energy_distance"), "energy_distance", lower=True) for o in others]
@@ -82,17 +89,17 @@ def _gaussian(models: list[Model]) -> Verdict:
     extra = f"; its sampled z ~ q(z|x): {sampled:.2f}" if sampled is not None else ""
     said = f"energy distance of the test codes to N(0, I): {_label(v)} {dv:.2f}{extra}; {nums} (0 = identical)"
     if all(w > 0 for w in wins):
-        return Verdict(key, claim, SUPPORTED, f"Supported: the VAE's codes are the closest to N(0, I) ({said}).")
+        return Verdict(key, claim, SUPPORTED, f"the VAE's codes are the closest to N(0, I) ({said}).")
     if any(w > 0 for w in wins):
-        return Verdict(key, claim, PARTLY, f"Partly: the VAE's codes are closer to N(0, I) than some others' ({said}).")
-    return Verdict(key, claim, NOT_SUPPORTED, f"Not supported by these models ({said}).")
+        return Verdict(key, claim, PARTLY, f"the VAE's codes are closer to N(0, I) than some others' ({said}).")
+    return Verdict(key, claim, NOT_SUPPORTED, f"the VAE's codes are no closer to N(0, I) than the others' ({said}).")
 
 
 def _separation(models: list[Model]) -> Verdict:
     key, claim = CLAIMS[1]
     daes, others = _of(models, "dae"), [m for m in models if m.kind != "dae"]
     if not daes or not others:
-        return Verdict(key, claim, NOT_TESTABLE, "Compare a denoising autoencoder with a VAE or an autoencoder.")
+        return Verdict(key, claim, NOT_TESTABLE, "compare a denoising autoencoder with a VAE or an autoencoder.")
     d = daes[0]
     scores = []
     for o in others:
@@ -101,19 +108,19 @@ def _separation(models: list[Model]) -> Verdict:
     nums = "; ".join(f"{_label(m)} kNN accuracy {_get(m, 'separation', 'knn_accuracy'):.3f}, silhouette "
                      f"{_get(m, 'separation', 'silhouette'):.2f}" for m in [d, *others])
     if all(s > 0 for s in scores):
-        return Verdict(key, claim, SUPPORTED, f"Supported: the DAE's codes separate the digits best ({nums}).")
+        return Verdict(key, claim, SUPPORTED, f"the DAE's codes separate the digits best ({nums}).")
     if all(s < 0 for s in scores):
-        return Verdict(key, claim, NOT_SUPPORTED, f"Not supported: the DAE separates the digits worst ({nums}).")
+        return Verdict(key, claim, NOT_SUPPORTED, f"the DAE separates the digits worst ({nums}).")
     if any(s > 0 for s in scores):
-        return Verdict(key, claim, PARTLY, f"Partly: the DAE is ahead on some measures but not all ({nums}).")
-    return Verdict(key, claim, NOT_SUPPORTED, f"Not supported: the DAE separates the digits no better ({nums}).")
+        return Verdict(key, claim, PARTLY, f"the DAE is ahead on some measures but not all ({nums}).")
+    return Verdict(key, claim, NOT_SUPPORTED, f"the DAE separates the digits no better ({nums}).")
 
 
 def _robust(models: list[Model]) -> Verdict:
     key, claim = CLAIMS[2]
     daes, aes = _of(models, "dae"), _of(models, "ae")
     if not daes or not aes or "robustness" not in daes[0].result or "robustness" not in aes[0].result:
-        return Verdict(key, claim, NOT_TESTABLE, "Compare a denoising autoencoder with a plain autoencoder.")
+        return Verdict(key, claim, NOT_TESTABLE, "compare a denoising autoencoder with a plain autoencoder.")
     d, a = daes[0].result["robustness"], aes[0].result["robustness"]
     kinds = [k for k, v in d.items() if isinstance(v, dict) and isinstance(a.get(k), dict)]
     wins = [_better(d[k]["normalised_shift"], a[k]["normalised_shift"], "normalised_shift", lower=True) for k in kinds]
@@ -121,20 +128,20 @@ def _robust(models: list[Model]) -> Verdict:
                      for k in kinds)
     said = f"how far a corrupted input moves the code, in code spreads, DAE vs AE: {nums}"
     if kinds and all(w > 0 for w in wins):
-        return Verdict(key, claim, SUPPORTED, f"Supported: the DAE's codes move less under every corruption ({said}).")
+        return Verdict(key, claim, SUPPORTED, f"the DAE's codes move less under every corruption ({said}).")
     if any(w > 0 for w in wins):
-        return Verdict(key, claim, PARTLY, f"Partly: the DAE's codes move less under some corruptions ({said}).")
-    return Verdict(key, claim, NOT_SUPPORTED, f"Not supported: the DAE's codes move as much or more ({said}).")
+        return Verdict(key, claim, PARTLY, f"the DAE's codes move less under some corruptions ({said}).")
+    return Verdict(key, claim, NOT_SUPPORTED, f"the DAE's codes move as much or more ({said}).")
 
 
 def _generation(models: list[Model]) -> Verdict:
     key, claim = CLAIMS[3]
     vaes, aes = _of(models, "vae"), [m for m in models if m.kind != "vae"]
     if not aes:
-        return Verdict(key, claim, NOT_TESTABLE, "Compare an autoencoder or a denoising autoencoder (with a VAE).")
+        return Verdict(key, claim, NOT_TESTABLE, "compare an autoencoder or a denoising autoencoder (with a VAE).")
     by_construction = "by construction they define no p(x) (no ELBO or log p(x) exists for them)"
     if not vaes or any(_get(m, "generation", "confidence") is None for m in models):
-        return Verdict(key, claim, PARTLY, f"Partly: {by_construction}; add a VAE with measured draws to test "
+        return Verdict(key, claim, PARTLY, f"{by_construction}; add a VAE with measured draws to test "
                                            "the rest.")
     v = vaes[0]
     nums = "; ".join(f"{_label(m)} confidence {_get(m, 'generation', 'confidence'):.2f}, "
@@ -143,9 +150,9 @@ def _generation(models: list[Model]) -> Verdict:
             for m in aes]
     said = f"decoded N(0, I) draws judged by the digit classifier: {nums} (digits: 0.99 and 3.32 bits)"
     if all(w > 0 for w in wins):
-        return Verdict(key, claim, SUPPORTED, f"Supported: {by_construction}, and decoding N(0, I) draws "
+        return Verdict(key, claim, SUPPORTED, f"{by_construction}, and decoding N(0, I) draws "
                                               f"through them gives less digit-like, less varied images ({said}).")
-    return Verdict(key, claim, PARTLY, f"Partly: {by_construction}, but decoded N(0, I) draws are not "
+    return Verdict(key, claim, PARTLY, f"{by_construction}, but decoded N(0, I) draws are not "
                                        f"clearly worse than the VAE's here ({said}).")
 
 

@@ -176,12 +176,17 @@ def _table_and_claims(entries, loaded) -> None:
     ideal = stored.ideal.get(z_dims.pop()) if stored and len(z_dims) == 1 else None
     ref = {f: v for _, f, v in table_rows(ideal)} if ideal else {}
     keys = list(dict.fromkeys(k for c in cols.values() for k in c))
-    head = ["", "figure", *cols] + (["ideal"] if ref else [])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = ["figure", *cols] + (["ideal"] if ref else [])
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "--:|" * (len(head) - 1)]
+    section = None
     for sec, label in keys:
+        if sec != section:  # a section's name on a row of its own: one column fewer, wider figures
+            section = sec
+            title = sec.replace("|", "\\|")
+            lines.append("| " + " | ".join([f"**{title}**", *[""] * (len(head) - 1)]) + " |")
         cells = [cols[n].get((sec, label), "–") for n in cols]
         cells += ["" if "q(z|x)" in sec else ref.get(label, "")] if ref else []
-        lines.append("| " + " | ".join((sec, label, *cells)) + " |")
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in (label, *cells)) + " |")
     left, right = st.columns([3, 2])
     with left:
         st.markdown("**Measured figures**")
@@ -193,4 +198,4 @@ def _table_and_claims(entries, loaded) -> None:
     with right:
         st.markdown("**The lecture notes' claims, on these numbers**")
         for v in judge([Model(n, loaded[n].config.kind, r) for n, r in results.items()]):
-            st.markdown(f"*{v.claim}* :{VERDICT_COLOUR[v.verdict]}[**{v.verdict}**]  \n{v.sentence}")
+            st.markdown(f"*{v.claim}*  \n:{VERDICT_COLOUR[v.verdict]}[**{v.verdict.capitalize()}:**] {v.reason}")
