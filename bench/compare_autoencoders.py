@@ -30,6 +30,7 @@ from explorer.compare import gaussianity, score_images, table_rows
 from trainer.checkpoint import list_checkpoints, load_checkpoint
 from trainer.data import load_dataset
 from trainer.digit_classifier import load_classifier
+from trainer.model import KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ["mnist-z2", "mnist-ae-z2", "mnist-dae-z2", "mnist-z20", "mnist-ae-z20", "mnist-dae-z20"]
@@ -71,6 +72,8 @@ def main() -> None:
         if args.only and path.stem not in args.only:
             continue
         entries[path.stem] = compare_store.measure(load_checkpoint(path), images, clf, seed=SEED)
+    # columns in the app's order: VAE, AE, DAE
+    entries = dict(sorted(entries.items(), key=lambda kv: (KINDS.index(kv[1]["kind"]), kv[0])))
     if not entries:
         sys.exit(f"no checkpoint of {args.only} in {args.checkpoints}")
     ideal = {j: reference(len(images), j, images, clf) for j in sorted({e["z_dim"] for e in entries.values()})}

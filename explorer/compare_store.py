@@ -10,11 +10,12 @@ only reads them. The file is JSON::
                              "title": "...", "cpu_s": 9.1, "result": <compare_model(...)>}, ...},
      "ideal": {"2": <figures of a true N(0, I) sample and of real test digits>, ...}}
 
-A model's figures belong to one version of its file: ``checksum`` is the checkpoint's
-(``trainer.checkpoint.Checkpoint.checksum``), and :func:`figures_for` gives nothing for a file
-that has changed since. Reading is defensive like the checkpoint reader's: a bounded size, then
-every field the app reads checked for type (:mod:`trainer.checkpoint_meta`'s checks); any
-problem raises :class:`CompareFileError` with one line naming the file.
+A model's figures belong to one version of its file: ``checksum`` is :func:`fingerprint` (the
+checkpoint's own checksum, or for a file written before checksums a SHA-256 of its bytes), and
+:func:`figures_for` gives nothing for a file that has changed since. Reading is defensive like
+the checkpoint reader's: a bounded size, then every field the app reads checked for type
+(:mod:`trainer.checkpoint_meta`'s checks); any problem raises :class:`CompareFileError` with one
+line naming the file.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ FORMAT = "vae-latent-explorer-compare"
 VERSION = 1
 MAX_BYTES = 4 << 20  # a table of 12 models with 20-D per-dimension lists is about 60 kB
 
-__all__ = ["CompareFileError", "Stored", "FILE_NAME", "read", "write", "figures_for", "store_path", "measure",
-           "classifier_for"]
+__all__ = ["CompareFileError", "Stored", "FILE_NAME", "read", "write", "fingerprint", "figures_for", "store_path",
+           "measure", "classifier_for"]
 
 
 class CompareFileError(ValueError):
@@ -158,9 +159,24 @@ def write(path: str | os.PathLike, stored: Stored) -> Path:
     return Path(path)
 
 
+def fingerprint(ck) -> str:
+    """What identifies one version of a checkpoint file: its recorded checksum (``sha256:...``),
+    or for a file written before checksums ``file-sha256:`` of its bytes (read once, bounded by
+    the checkpoint reader's size limit)."""
+    if ck.checksum:
+        return ck.checksum
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(ck.path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "file-sha256:" + h.hexdigest()
+
+
 def figures_for(stored: Stored, name: str, checksum: str | None) -> dict | None:
     """The stored figures of model ``name`` if they were measured on this version of its file
-    (same ``checksum``), else None."""
+    (same ``checksum``, a :func:`fingerprint`), else None."""
     entry = stored.models.get(name)
     if entry is None or checksum is None or entry["checksum"] != checksum:
         return None
@@ -197,6 +213,6 @@ def measure(ck, images=None, classifier=None, seed: int = 0) -> dict:
     t0 = time.process_time()
     res = compare_model(ck.arrays["test_mu"], ck.arrays["test_labels"], encode=encode, decode=decode, images=images,
                         classifier=classifier, logvar=ck.arrays.get("test_logvar"), seed=seed)
-    return {"checksum": ck.checksum or "", "kind": ck.config.kind, "z_dim": ck.config.z_dim,
+    return {"checksum": fingerprint(ck), "kind": ck.config.kind, "z_dim": ck.config.z_dim,
             "title": str(ck.meta.get("title") or ck.path.stem), "cpu_s": round(time.process_time() - t0, 2),
             "result": res}

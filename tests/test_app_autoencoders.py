@@ -49,8 +49,13 @@ def test_views_needing_a_prior_say_why_in_one_sentence(ae_dir, monkeypatch):
         said = [t for t in _texts(at) if "would need a prior p(z)" in t]
         assert said and all(t.count(". ") <= 1 for t in said), (view, said)
         assert not any("Under the prior" in t for t in _texts(at))
+    assert {m.label for m in at.metric} >= {"Test squared error per image"}  # the Model card's
     assert not [b for b in at.button if b.label == "Random prior sample"]
-    assert {m.label for m in at.metric} >= {"Test squared error per image"}
+    _open(at, "Sliders")
+    mu = load_checkpoint(ae_dir / "mnist-ae-z2.safetensors").arrays["test_mu"].numpy()
+    next(b for b in at.button if b.label == "Random test code").click().run()
+    z = at.session_state["z"]["mnist-ae-z2"]
+    assert np.min(np.abs(mu - np.asarray(z)).max(1)) <= 0.1  # a test image's code, snapped to the slider step
 
 
 def test_autoencoder_sliders_span_the_codes_and_start_at_their_mean(ae_dir, monkeypatch):
@@ -85,7 +90,8 @@ def test_compare_tab_defaults_to_the_trio_and_shows_everything(ae_dir, monkeypat
     table = next(m for m in md if m.startswith("| "))
     assert all(n in table.splitlines()[0] for n, _ in TRIO) and "kNN digit accuracy" in table
     verdicts = [m for m in md if m.startswith("*") and not m.startswith("**")]
-    assert len(verdicts) == 4 and all(any(w in m.lower() for w in ("supported", "partly", "testable")) for m in verdicts)
+    assert len(verdicts) == 4
+    assert all(any(w in m.lower() for w in ("supported", "partly", "testable")) for m in verdicts)
     spec = at.get("plotly_chart")[0].proto.spec
     assert "N(0, I): 1, 2, 3 SD" in spec and spec.count('"range"') >= 6  # shared axes, fixed ranges
 

@@ -158,6 +158,7 @@ def test_measure_gives_a_storable_entry(tmp_path):
     images = np.random.default_rng(0).random((80, 28, 28)).astype(np.float32)
     entry = compare_store.measure(ck, images, classifier=None)
     assert entry["kind"] == "dae" and entry["checksum"] == ck.checksum and entry["z_dim"] == 2
+    assert compare_store.fingerprint(ck) == ck.checksum
     assert {"separation", "gaussianity", "reconstruction", "robustness"} <= set(entry["result"])
     assert "gaussianity_sampled" not in entry["result"]  # an autoencoder has no q(z|x) to sample
     stored = compare_store.Stored(models={"m": entry}, ideal={}, classifier={})
@@ -206,3 +207,17 @@ def test_claims_without_the_kinds_they_need_are_not_testable():
     v = _verdicts(ae=_result(), dae=_result())
     assert v["gaussian"].verdict == NOT_TESTABLE and v["generation"].verdict == PARTLY
     assert [x.key for x in judge([])] == [k for k, _ in claims.CLAIMS]
+
+
+def test_files_without_a_checksum_are_known_by_their_bytes(tmp_path):
+    from tests.checkpoint_tools import read_raw, write_raw
+
+    path = make_checkpoint(tmp_path / "old.safetensors", "mnist", 2)
+    md, tensors = read_raw(path)
+    write_raw(path, md, tensors, checksum=False)  # a file from before checksums
+    ck = load_checkpoint(path)
+    assert ck.checksum is None
+    fp = compare_store.fingerprint(ck)
+    assert fp.startswith("file-sha256:") and fp == compare_store.fingerprint(load_checkpoint(path))
+    write_raw(path, dict(md, meta=md["meta"].replace('"title"', '"title2"')), tensors, checksum=False)
+    assert compare_store.fingerprint(load_checkpoint(path)) != fp

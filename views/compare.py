@@ -89,6 +89,15 @@ def _measured(path: str, mtime: float) -> dict | str:
         return f"{ck.path.name}: could not be measured: {' '.join(str(e).split())[:200]}"
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _fingerprint(path: str, mtime: float) -> str:
+    """:func:`explorer.compare_store.fingerprint` of one checkpoint version (hashes an old file once)."""
+    ck, err = load_model(path, mtime)
+    if ck is None:
+        raise RuntimeError(err)
+    return compare_store.fingerprint(ck)
+
+
 def _entries(ctx: ViewContext) -> dict[str, models.ModelEntry]:
     folder = models.default_checkpoint_dir()
     return {e.name: e for e in models.display_order([e for e in models.discover(folder) if e.ok])}
@@ -151,8 +160,9 @@ def _figures(entries, loaded) -> tuple[dict[str, dict], compare_store.Stored | N
         stored = None
     out = {}
     asked = st.session_state.setdefault(MEASURE_KEY, {})
-    for n, ck in loaded.items():
-        res = compare_store.figures_for(stored, n, ck.checksum) if stored else None
+    for n in loaded:
+        version = (str(entries[n].path), entries[n].mtime)
+        res = compare_store.figures_for(stored, n, _fingerprint(*version)) if stored else None
         if res is None and asked.get(n):
             res = _measured(str(entries[n].path), entries[n].mtime)
             if isinstance(res, str):
@@ -175,7 +185,9 @@ def _table_and_claims(entries, loaded) -> None:
     z_dims = {ck.config.z_dim for n, ck in loaded.items() if n in results}
     ideal = stored.ideal.get(z_dims.pop()) if stored and len(z_dims) == 1 else None
     ref = {f: v for _, f, v in table_rows(ideal)} if ideal else {}
-    keys = list(dict.fromkeys(k for c in cols.values() for k in c))
+    # rows in the table's own order, a VAE's first (only it has the q(z|x) rows, which come early)
+    first = sorted(cols, key=lambda n: loaded[n].config.kind != "vae")
+    keys = list(dict.fromkeys(k for n in first for k in cols[n]))
     head = ["figure", *cols] + (["ideal"] if ref else [])
     lines = ["| " + " | ".join(head) + " |", "|---|" + "--:|" * (len(head) - 1)]
     section = None

@@ -45,8 +45,11 @@ def render(ctx: ViewContext) -> None:
     with st.container(horizontal=True):
         st.button("Reset to origin" if ctx.has_prior else "Reset to the mean code", key=f"{key}.reset",
                   on_click=state.reset_z, args=(name, J))
-        if ctx.has_prior:  # an autoencoder has no prior to draw from
+        codes = None if ctx.has_prior else ctx.array("test_mu")
+        if ctx.has_prior:
             st.button("Random prior sample", key=f"{key}.rand", on_click=state.set_random_z, args=(name, J))
+        elif codes is not None:  # an autoencoder has no prior to draw from: a random test image's code instead
+            st.button("Random test code", key=f"{key}.rand", on_click=state.set_random_code, args=(name, codes))
     z = ctx.current_z()
     live_decoder(payload, z, key=key, span=state.SLIDER_RANGE, step=box.step, lo=box.lo, hi=box.hi,
                  on_change=functools.partial(_take_report, name, key))

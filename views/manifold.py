@@ -79,7 +79,8 @@ def render(ctx: ViewContext) -> None:
     with c2:
         imgs = ctx.decode(z)  # (n, n, H, W)
         pic = images.tile(imgs, pad=1)
-        show(pic, f"{n}x{n} decoded means: {axes}", target=grids.PICTURE_PX, max_factor=6)
+        what = "means" if ctx.has_prior else "images"
+        show(pic, f"{n}x{n} decoded {what}: {axes}", target=grids.PICTURE_PX, max_factor=6)
         # Encoded only when clicked: an optimised 2x PNG costs tens of ms, on every rerun otherwise.
         st.download_button("Download PNG", functools.partial(images.png_bytes, pic, factor=2),
                            file_name=f"{name}-grid.png", mime="image/png", key=f"{k}.png", on_click="ignore")

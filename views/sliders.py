@@ -26,9 +26,11 @@ def _panel(ctx: ViewContext) -> None:
     b = st.columns(4)
     b[0].button("Reset to origin" if ctx.has_prior else "Reset to the mean code", key=f"sl.{name}.reset",
                 on_click=state.reset_z, args=(name, J))
-    if ctx.has_prior:  # an autoencoder has no prior to draw from
-        b[1].button("Random prior sample", key=f"sl.{name}.rand", on_click=state.set_random_z, args=(name, J))
     mu = ctx.array("test_mu")
+    if ctx.has_prior:
+        b[1].button("Random prior sample", key=f"sl.{name}.rand", on_click=state.set_random_z, args=(name, J))
+    elif mu is not None:  # an autoencoder has no prior to draw from: a random test image's code instead
+        b[1].button("Random test code", key=f"sl.{name}.rand", on_click=state.set_random_code, args=(name, mu))
     if mu is not None:
         with b[2].popover("Dataset point"):
             row = st.number_input(f"Test row (0..{len(mu) - 1})", 0, len(mu) - 1, 0, key=f"sl.{name}.row")

@@ -104,6 +104,14 @@ def set_random_z(model: str, z_dim: int) -> None:
     set_z(model, latent.prior_samples(1, z_dim, seed)[0])
 
 
+def set_random_code(model: str, codes) -> None:
+    """Callback: a random test image's code (N, J) rows as the current point (an autoencoder's
+    stand-in for a prior draw: it has no prior; a different row on every press)."""
+    seed = st.session_state.get(SEED_KEY, 0) + 1
+    st.session_state[SEED_KEY] = seed
+    set_z(model, codes[np.random.default_rng(seed).integers(len(codes))])
+
+
 def unknown_in_url(param: str, known: list[str], what: str) -> str | None:
     """A one-line notice when the URL's ``param`` names none of ``known`` (Streamlit then
     silently falls back to the first and drops the parameter), else None."""
