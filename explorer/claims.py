@@ -72,6 +72,9 @@ def _better(a: float, b: float, key: str, lower: bool = False) -> int:
     return 0 if abs(d) <= MARGINS[key] else (1 if d > 0 else -1)
 
 
+_WORDS = {1: "ahead", 0: "a tie", -1: "behind"}
+
+
 def _of(models: list[Model], kind: str) -> list[Model]:
     return [m for m in models if m.kind == kind]
 
@@ -100,19 +103,19 @@ def _separation(models: list[Model]) -> Verdict:
     daes, others = _of(models, "dae"), [m for m in models if m.kind != "dae"]
     if not daes or not others:
         return Verdict(key, claim, NOT_TESTABLE, "compare a denoising autoencoder with a VAE or an autoencoder.")
-    d = daes[0]
-    scores = []
+    d, scores, parts = daes[0], [], []
     for o in others:
-        for k in ("knn_accuracy", "silhouette"):
-            scores.append(_better(_get(d, "separation", k), _get(o, "separation", k), k))
-    nums = "; ".join(f"{_label(m)} kNN accuracy {_get(m, 'separation', 'knn_accuracy'):.3f}, silhouette "
-                     f"{_get(m, 'separation', 'silhouette'):.2f}" for m in [d, *others])
-    if all(s > 0 for s in scores):
+        said = []
+        for k, name, fmt in (("knn_accuracy", "kNN accuracy", "{:.3f}"), ("silhouette", "silhouette", "{:.2f}")):
+            a, b = _get(d, "separation", k), _get(o, "separation", k)
+            scores.append(_better(a, b, k))
+            said.append(f"{name} {fmt.format(a)} vs {fmt.format(b)} ({_WORDS[scores[-1]]})")
+        parts.append(f"vs {_label(o)}: " + ", ".join(said))
+    nums = "; ".join(parts)
+    if any(x > 0 for x in scores) and not any(x < 0 for x in scores):
         return Verdict(key, claim, SUPPORTED, f"the DAE's codes separate the digits best ({nums}).")
-    if all(s < 0 for s in scores):
-        return Verdict(key, claim, NOT_SUPPORTED, f"the DAE separates the digits worst ({nums}).")
-    if any(s > 0 for s in scores):
-        return Verdict(key, claim, PARTLY, f"the DAE is ahead on some measures but not all ({nums}).")
+    if any(x > 0 for x in scores):
+        return Verdict(key, claim, PARTLY, f"the DAE is ahead on some measures and behind on others ({nums}).")
     return Verdict(key, claim, NOT_SUPPORTED, f"the DAE separates the digits no better ({nums}).")
 
 

@@ -309,7 +309,7 @@ def compare_maps_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], sc
     """Test-set maps of several models side by side: ``panels`` = (title, points (N, 2), labels
     (N,)) each, points in latent units, coloured by ``scheme`` (one legend shared by all), with
     dashed circles where N(0, I) puts 1, 2 and 3 SD (``radii``). ``same_scale``: every panel
-    gets the same axis range (the union of the data's 0.5th-99.5th percentiles and the 3 SD
+    gets the same axis range (the union of the data's 2nd-98th percentiles and the 3 SD
     circle); otherwise each its own. At most ``max_points`` evenly spaced points per panel."""
     from plotly.subplots import make_subplots
 
@@ -333,7 +333,9 @@ def compare_maps_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], sc
             fig.add_trace(go.Scattergl(x=cx, y=cy, mode="lines", line=dict(color="#222222", width=1, dash="dash"),
                                        name="N(0, I): 1, 2, 3 SD", legendgroup="prior", hoverinfo="skip",
                                        showlegend=col == 1 and k == 0), row=1, col=col)
-        lo, hi = np.percentile(p, [0.5, 99.5], axis=0) if len(p) else (np.zeros(2), np.zeros(2))
+        # 2nd to 98th percentiles: an autoencoder's codes can have long thin tails (a DAE's reach 40x
+        # its median spread) that would shrink every map to a dot; plotly zooms out to them
+        lo, hi = np.percentile(p, [2, 98], axis=0) if len(p) else (np.zeros(2), np.zeros(2))
         ranges.append((min(lo.min(), -max(radii)), max(hi.max(), max(radii))))
     if same_scale:
         ranges = [(min(r[0] for r in ranges), max(r[1] for r in ranges))] * len(panels)

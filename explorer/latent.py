@@ -161,6 +161,11 @@ class LatentBox:
     step: float
     centre: np.ndarray
 
+    @property
+    def format(self) -> str:
+        """A printf format showing values to the step's precision (at least two decimals)."""
+        return f"%.{max(2, int(np.ceil(-np.log10(self.step) - 1e-9)))}f"
+
     def snap(self, z) -> np.ndarray:
         """``z`` (J,) as sliders can show it: clipped to the box, rounded to the step (float64)."""
         z = np.clip(np.asarray(z, dtype=np.float64).reshape(-1), self.lo, self.hi)
@@ -169,7 +174,7 @@ class LatentBox:
 
 PRIOR_SPAN = 4.0  # a VAE's sliders span +-4 prior SDs
 PRIOR_STEP = 0.05
-_NICE_STEPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+_NICE_STEPS = tuple(round(m * 10.0**e, 9) for e in range(-6, 7) for m in (1, 2, 5))  # 1e-6 ... 5e6
 
 
 def prior_box(z_dim: int) -> LatentBox:
@@ -177,21 +182,25 @@ def prior_box(z_dim: int) -> LatentBox:
     return LatentBox(np.full(z_dim, -PRIOR_SPAN), np.full(z_dim, PRIOR_SPAN), PRIOR_STEP, np.zeros(z_dim))
 
 
-def data_box(codes: np.ndarray, coverage: float = 0.998, margin: float = 0.25, n_steps: int = 400) -> LatentBox:
+def data_box(codes: np.ndarray, coverage: float = 0.98, margin: float = 0.25, fine: int = 40,
+             max_steps: int = 2000) -> LatentBox:
     """An autoencoder's box from its test codes (N, J): per dimension the central ``coverage`` of
     the codes, widened by ``margin`` of that width on each side (room to step a little beyond
-    the data), with a round step giving about ``n_steps`` positions across the widest dimension.
-    ``centre`` is the codes' mean, snapped to the step."""
+    the data). The step is the largest round number at most 1/``fine`` of the narrowest
+    dimension's interquartile range (a step moves the image a little, whatever the codes' scale),
+    coarser only if a slider would have more than ``max_steps`` positions. ``centre`` is the
+    codes' mean, snapped to the step."""
     c = np.asarray(codes, dtype=np.float64)
     if c.ndim != 2 or c.shape[0] < 2 or not np.isfinite(c).all():
         raise ValueError(f"data_box: need finite (N >= 2, J) codes, got shape {c.shape}")
     tail = (1.0 - coverage) / 2.0
-    qlo, qhi = np.quantile(c, [tail, 1.0 - tail], axis=0)
+    qlo, q25, q75, qhi = np.quantile(c, [tail, 0.25, 0.75, 1.0 - tail], axis=0)
     width = np.maximum(qhi - qlo, 1e-3)
     lo, hi = qlo - margin * width, qhi + margin * width
-    step = next((s for s in _NICE_STEPS if (hi - lo).max() / s <= n_steps), _NICE_STEPS[-1])
+    fine_step = next((s for s in reversed(_NICE_STEPS) if s <= float((q75 - q25).min()) / fine), _NICE_STEPS[0])
+    cap_step = next((s for s in _NICE_STEPS if s >= float((hi - lo).max()) / max_steps), _NICE_STEPS[-1])
+    step = max(fine_step, cap_step)
     # rounded to 9 decimals: multiples of the step without float noise (0.30000000000000004)
     lo, hi = np.round(np.floor(lo / step) * step, 9), np.round(np.ceil(hi / step) * step, 9)
     centre = np.clip(np.round(np.round(c.mean(0) / step) * step, 9), lo, hi)
     return LatentBox(lo, hi, step, centre)
-

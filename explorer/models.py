@@ -159,7 +159,7 @@ def no_prior_reason(ck: Checkpoint, what: str) -> str:
 
 def latent_box(ck: Checkpoint) -> LatentBox:
     """Where sliders and grids range: a VAE's prior +-4 SD; an autoencoder's test codes' range
-    (about 0.1% to 99.9% per dimension, widened a quarter; the prior's box without test codes)."""
+    (1% to 99% per dimension, widened a quarter; the prior's box without test codes)."""
     mu = ck.arrays.get("test_mu")
     if has_prior(ck) or mu is None or mu.ndim != 2 or mu.shape[1] != ck.config.z_dim or mu.shape[0] < 2:
         return prior_box(ck.config.z_dim)

@@ -134,8 +134,9 @@ def _maps_row(entries, loaded) -> None:
     n = max(len(ck.arrays["test_mu"]) for ck in loaded.values())
     shown = f"{MAP_POINTS} of {n} shown per model" if n > MAP_POINTS else f"all {n} shown"
     st.caption(f"Each point is a test image's code (a VAE's posterior mean), coloured by digit; {shown}. "
-               "Dashed: where N(0, I) puts 1, 2 and 3 SD. Codes of more than two dimensions are shown on their top "
-               "two principal directions, an orthonormal projection, so the circles still apply.")
+               "Dashed: where N(0, I) puts 1, 2 and 3 SD. The axes span each model's codes from the 2nd to the 98th "
+               "percentile (zoom out for the tails). Codes of more than two dimensions are shown on their top two "
+               "principal directions, an orthonormal projection, so the circles still apply.")
 
 
 def _draws_row(entries, loaded) -> None:

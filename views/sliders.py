@@ -47,7 +47,7 @@ def _panel(ctx: ViewContext) -> None:
         for j in range(J):
             key = state.slider_key(name, j)
             cols[j % ncol].slider(f"z{j}", float(box.lo[j]), float(box.hi[j]), float(z[j]), step=box.step,
-                                  key=key, format="%.2f", on_change=state.slider_moved, args=(name, J, j, key))
+                                  key=key, format=box.format, on_change=state.slider_moved, args=(name, J, j, key))
     with right:
         show(ctx.decode_now(z.astype(np.float32)), target=280, max_factor=8, inline=True,
              caption="decoded mean E[x|z]" if ctx.has_prior else "decoded image x'(z)")
