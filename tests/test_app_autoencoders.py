@@ -11,7 +11,7 @@ import pytest
 
 from explorer import compare_store, models
 from tests.explorer_fixtures import make_checkpoint
-from tests.test_app import SHIPPED_DIR, _app, _every_view, _open, _slider, _texts
+from tests.test_app import SHIPPED_DIR, _app, _digit_png, _every_view, _open, _slider, _texts
 from trainer.checkpoint import load_checkpoint
 
 
@@ -79,6 +79,20 @@ def test_autoencoder_grid_spans_the_codes_and_offers_no_prior_sample(ae_dir, mon
     src = at.selectbox(key="grid.mnist-ae-z2.base.src")
     assert "Prior sample" not in src.options and src.value == "Mean code"
     assert "test-code SDs around mean code" in _caption(at)
+
+
+def test_an_upload_on_an_autoencoder_shows_its_code_among_the_test_codes(ae_dir, monkeypatch):
+    at = _open(_app(ae_dir, monkeypatch, "mnist-dae-z5"), "Encode an upload")
+    at.file_uploader(key="upload_file").upload("digit.png", _digit_png(), "image/png").run()
+    assert not at.exception and not at.main.error
+    code_chart = at.get("plotly_chart")[0].proto.spec
+    assert "the code z(x) per dimension" in code_chart and "error_x" not in code_chart  # no sigma to show
+    assert any("Judging how typical this code is would need a prior" in t for t in _texts(at))
+    assert any("Euclidean distance between codes" in t for t in _texts(at))
+    at.button(key="upload.mnist-dae-z5.send").click().run()
+    _open(at, "Interpolate")
+    at.selectbox(key="interp.mnist-dae-z5.a.src").set_value("Upload").run()
+    assert not at.exception and len(at.get("image")) == 1
 
 
 def test_compare_tab_defaults_to_the_trio_and_shows_everything(ae_dir, monkeypatch):
