@@ -33,7 +33,9 @@ def main() -> None:
     for path in list_checkpoints(args.checkpoints):
         if args.only and path.stem not in args.only:
             continue
-        _, meta = read_metadata(path)
+        config, meta = read_metadata(path)
+        if not config.has_prior:  # an autoencoder has no ELBO or log p(x) (its numbers: the Compare table)
+            continue
         r = evaluate(path, k=args.k, data_dir=args.data_dir)
         r["stored_iwae_ll"] = meta.get("metrics", {}).get("test_iwae_ll")
         r["epochs"] = len(meta.get("history", []))

@@ -68,6 +68,8 @@ def main() -> None:
     print(f"| checkpoint | labels (n) | {' | '.join(metrics)} |\n|---|---|{'---|' * len(metrics)}")
     for e in (e for e in models.discover(args.ckpt_dir) if e.ok):
         ck, err = models.load(e.path)
+        if not models.has_prior(ck):  # two of the metrics compare posteriors: an autoencoder has none
+            continue
         m = ck.arrays["test_mu"].numpy().astype(np.float64)
         lv = ck.arrays["test_logvar"].numpy().astype(np.float64)
         labels = ck.arrays["test_labels"].numpy()
