@@ -34,6 +34,14 @@ from trainer.train import ConfigError, TrainConfig, train
 pytestmark = pytest.mark.filterwarnings("ignore::trainer.data.DataWarning")
 
 
+@pytest.fixture(autouse=True)
+def _denormals_restored():
+    """train() flushes denormals to zero process-wide (a training speed-up); later hypothesis
+    tests in the same process then refuse to generate floats, so each test here restores it."""
+    yield
+    torch.set_flush_denormal(False)
+
+
 def _model(kind: str, likelihood: str = "squared_error", z_dim: int = 2) -> VAE:
     torch.manual_seed(0)
     return VAE(VAEConfig(image_shape=(6, 5), hidden=(16,), z_dim=z_dim, likelihood=likelihood, kind=kind)).eval()

@@ -25,10 +25,13 @@ pytestmark = pytest.mark.slow  # (conftest marks every browser test slow anyway)
 
 
 def _models(ckpt_dir):
-    """(name, z_dim, dataset) of every checkpoint, by name."""
+    """(name, z_dim, dataset) of every VAE checkpoint, by name (the tests move sliders over the
+    prior's +-4 SD and press "Reset to origin": an autoencoder's sliders span its codes instead)."""
     out = []
     for p in list_checkpoints(ckpt_dir):
         config, meta = read_metadata(p)
+        if not config.has_prior:
+            continue
         out.append((str(meta.get("name") or p.stem), config.z_dim, str(meta.get("dataset", ""))))
     return out
 

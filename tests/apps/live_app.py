@@ -30,6 +30,7 @@ if ck is None:
     st.error(err)
     st.stop()
 ctx = ViewContext(entry=entry, ck=ck, problems=models.check_arrays(ck))
+state.use_box(ctx.name, ctx.box)  # as the app does: where this model's sliders range
 st.markdown(f"**{entry.title}** (`{entry.name}`, J = {ctx.z_dim})")
 if qp.get("view", "live") == "draw":
     drawing_pad.render(ctx)
