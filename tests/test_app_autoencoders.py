@@ -44,7 +44,7 @@ def test_every_view_on_autoencoders(ae_dir, monkeypatch, name, z_dim):
 
 def test_views_needing_a_prior_say_why_in_one_sentence(ae_dir, monkeypatch):
     at = _app(ae_dir, monkeypatch, "mnist-ae-z2")
-    for view in ("Sliders", "Model card"):
+    for view in ("Likelihood", "Sliders", "Model card"):
         _open(at, view)
         said = [t for t in _texts(at) if "would need a prior p(z)" in t]
         assert said and all(t.count(". ") <= 1 for t in said), (view, said)

@@ -164,6 +164,10 @@ def test_bad_or_missing_table(tiny_dir, monkeypatch, tmp_path, shared_data_dir, 
 @pytest.mark.parametrize("entry", SHIPPED, ids=[e.name for e in SHIPPED])
 def test_tab_on_shipped_checkpoints(monkeypatch, shared_data_dir, entry):
     at = _open(models.REPO_ROOT / "checkpoints", monkeypatch, entry.name, shared_data_dir)
+    if entry.kind != "vae":  # an autoencoder has no p(x): one sentence says so; the VAEs' table still shows
+        assert not at.exception and any("would need a prior p(z)" in i.value for i in at.info)
+        assert len(at.dataframe) == 1
+        return
     _check_estimates(at, entry.z_dim)
     table = at.dataframe[0].value
     assert set(table["table computed for"]) == {"these weights"}, table

@@ -241,6 +241,10 @@ def render(ctx: ViewContext) -> None:
         "**Why the recognition model?** log p(x) = log ∫ p(x|z) p(z) dz. Sampling z from the prior (eq. 1, "
         "*naive Monte Carlo*) rarely hits the small region where p(x|z) is large; sampling from q(z|x) does, "
         "and the ELBO (eq. 2) is a lower bound. Red: samples from the prior; blue: from q(z|x).")
+    if not ctx.has_prior:  # an autoencoder: nothing to estimate (the VAEs' stored table still shows below)
+        st.info(models.no_prior_reason(ctx.ck, "Estimating log p(x)"))
+        _table(ctx)
+        return
     if ctx.ck.config.likelihood == "gaussian":
         st.info("This model has a Gaussian decoder: the numbers are log-densities of continuous pixel values "
                 "(in [0, 1]), not log-probabilities. They can be positive and are not comparable with MNIST's.")
