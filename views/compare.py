@@ -19,7 +19,6 @@ import streamlit as st
 
 from explorer import compare_store, figures, grids, images, latent, models
 from explorer.claims import NOT_SUPPORTED, NOT_TESTABLE, PARTLY, SUPPORTED, Model, judge
-from explorer.compare import table_rows
 from explorer.labels import label_scheme
 from views.context import ViewContext, load_model, test_images
 from views.display import show
@@ -179,6 +178,8 @@ def _figures(entries, loaded) -> tuple[dict[str, dict], compare_store.Stored | N
 
 
 def _table_and_claims(entries, loaded) -> None:
+    from explorer.compare import table_rows  # scipy, scikit-learn: not at start-up (views.context.SHARED_IMPORTS)
+
     results, stored = _figures(entries, loaded)
     if not results:
         return

@@ -33,9 +33,9 @@ from views import state
 # handing one of them a half-initialised module ("partially initialized module 'pandas'"). So
 # they are imported here, once, by one thread holding a lock, before any session needs them.
 SHARED_IMPORTS = (
-    "pandas", "pyarrow", "scipy.io", "scipy.ndimage", "scipy.stats", "skimage.filters", "skimage.measure",
-    "skimage.morphology", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection", "threadpoolctl",
-    "tqdm",
+    "pandas", "pyarrow", "safetensors", "scipy.io", "scipy.ndimage", "scipy.spatial.distance", "scipy.special",
+    "scipy.stats", "skimage.filters", "skimage.measure", "skimage.morphology", "sklearn.linear_model",
+    "sklearn.metrics", "sklearn.model_selection", "sklearn.neighbors", "threadpoolctl", "tqdm",
 )
 _IMPORT_LOCK = threading.Lock()
 _imported = False
