@@ -39,7 +39,7 @@ from sklearn.metrics import silhouette_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from trainer.corruption import DEFAULT_LEVELS, corrupt
+from trainer.corruption import CORRUPTIONS, DEFAULT_LEVELS, corrupt
 
 KNN_K = 10
 KNN_FOLDS = 5
@@ -310,7 +310,9 @@ def table_rows(result: dict) -> list[tuple[str, str, str]]:
     """(section, figure, formatted value) for each figure present in a :func:`compare_model`
     result, in a fixed order; robustness gives one row per corruption."""
     rows = [(sec, label, fmt.format(result[a][b])) for sec, label, (a, b), fmt in _ROWS if a in result]
-    corrupted = [(k, r) for k, r in result.get("robustness", {}).items() if isinstance(r, dict)]
+    order = {k: i for i, k in enumerate(CORRUPTIONS)}  # the trainer's order (a JSON round trip sorts keys)
+    corrupted = sorted(((k, r) for k, r in result.get("robustness", {}).items() if isinstance(r, dict)),
+                       key=lambda kr: (order.get(kr[0], len(order)), kr[0]))
     for kind, r in corrupted:
         rows.append(("robustness", f"code shift / spread, {kind} {r['level']:g}", f"{r['normalised_shift']:.3f}"))
     if corrupted and "knn_accuracy_clean" in corrupted[0][1]:

@@ -308,7 +308,7 @@ def compare_maps_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], sc
                         ) -> go.Figure:
     """Test-set maps of several models side by side: ``panels`` = (title, points (N, 2), labels
     (N,)) each, points in latent units, coloured by ``scheme`` (one legend shared by all), with
-    dashed circles where N(0, I) puts 1, 2 and 3 SD (``radii``). ``same_scale``: every panel
+    black circles where N(0, I) puts 1, 2 and 3 SD (``radii``). ``same_scale``: every panel
     gets the same axis range (the union of the data's 2nd-98th percentiles and the 3 SD
     circle); otherwise each its own. At most ``max_points`` evenly spaced points per panel."""
     from plotly.subplots import make_subplots
@@ -330,7 +330,7 @@ def compare_maps_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], sc
                 hovertemplate=f"{scheme.describe(c)}<extra></extra>"), row=1, col=col)
         for k, rad in enumerate(radii):
             cx, cy = _circle(rad)
-            fig.add_trace(go.Scattergl(x=cx, y=cy, mode="lines", line=dict(color="#222222", width=1, dash="dash"),
+            fig.add_trace(go.Scattergl(x=cx, y=cy, mode="lines", line=dict(color="#222222", width=1),
                                        name="N(0, I): 1, 2, 3 SD", legendgroup="prior", hoverinfo="skip",
                                        showlegend=col == 1 and k == 0), row=1, col=col)
         # 2nd to 98th percentiles: an autoencoder's codes can have long thin tails (a DAE's reach 40x

@@ -133,9 +133,12 @@ def _maps_row(entries, loaded) -> None:
     n = max(len(ck.arrays["test_mu"]) for ck in loaded.values())
     shown = f"{MAP_POINTS} of {n} shown per model" if n > MAP_POINTS else f"all {n} shown"
     st.caption(f"Each point is a test image's code (a VAE's posterior mean), coloured by digit; {shown}. "
-               "Dashed: where N(0, I) puts 1, 2 and 3 SD. The axes span each model's codes from the 2nd to the 98th "
-               "percentile (zoom out for the tails). Codes of more than two dimensions are shown on their top two "
-               "principal directions, an orthonormal projection, so the circles still apply.")
+               "Black circles: where N(0, I) puts 1, 2 and 3 SD. The axes span each model's codes from the 2nd to the "
+               "98th percentile (zoom out for the tails). Codes of more than two dimensions are shown on their top two "
+               "principal directions, an orthonormal projection, so the circles still apply."
+               + (" On one scale a VAE's codes fill about the disc N(0, I) predicts (its KL term pulls them there) "
+                  "while an autoencoder's, unconstrained, spread over tens of units: turn *Same scale* off to see "
+                  "each model's own layout." if same else ""))
 
 
 def _draws_row(entries, loaded) -> None:
@@ -177,6 +180,14 @@ def _figures(entries, loaded) -> tuple[dict[str, dict], compare_store.Stored | N
     return out, stored
 
 
+def _collapsed_note(results: dict[str, dict]) -> str:
+    """A sentence for a model with a dimension whose code hardly varies (a VAE's unused dimension)."""
+    flat = [n for n, r in results.items() if r.get("gaussianity", {}).get("sd_min", 1.0) < 0.1]
+    return (f" {', '.join(flat)}: an SD near 0 is a dimension the model does not use (a VAE's posterior stays at "
+            "the prior there for every input, so its mean is always about 0; Model card: KL per dimension)."
+            if flat else "")
+
+
 def _table_and_claims(entries, loaded) -> None:
     from explorer.compare import table_rows  # scipy, scikit-learn: not at start-up (views.context.SHARED_IMPORTS)
 
@@ -206,9 +217,11 @@ def _table_and_claims(entries, loaded) -> None:
         st.markdown("**Measured figures**")
         st.markdown("\n".join(lines))
         n_test = max(int(r.get("n", 0)) for r in results.values())
-        st.caption("Ideal: a true N(0, I) sample of the same size (Gaussianity) and real test digits (the "
-                   "classifier's scores). Robustness: how far a corrupted input moves the code, in units of the "
-                   f"codes' spread. On the {n_test} test images; seeded.")
+        st.caption("Higher is better for kNN accuracy, silhouette, the classifier's confidence and entropy (varied "
+                   "digits); lower for the errors and the code shifts; the Gaussianity figures are best when they "
+                   "match the ideal: a true N(0, I) sample of the same size (the classifier's: real test digits). "
+                   "Robustness: how far a corrupted input moves the code, in units of the codes' spread, and kNN "
+                   f"accuracy from corrupted codes. On the {n_test} test images; seeded." + _collapsed_note(results))
     with right:
         st.markdown("**The lecture notes' claims, on these numbers**")
         for v in judge([Model(n, loaded[n].config.kind, r) for n, r in results.items()]):
