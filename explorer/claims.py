@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trainer.corruption import CORRUPTIONS
 from trainer.model import KIND_NAMES
 
 CLAIMS = (
@@ -125,7 +126,8 @@ def _robust(models: list[Model]) -> Verdict:
     if not daes or not aes or "robustness" not in daes[0].result or "robustness" not in aes[0].result:
         return Verdict(key, claim, NOT_TESTABLE, "compare a denoising autoencoder with a plain autoencoder.")
     d, a = daes[0].result["robustness"], aes[0].result["robustness"]
-    kinds = [k for k, v in d.items() if isinstance(v, dict) and isinstance(a.get(k), dict)]
+    kinds = sorted((k for k, v in d.items() if isinstance(v, dict) and isinstance(a.get(k), dict)),
+                   key=lambda k: (CORRUPTIONS.index(k) if k in CORRUPTIONS else len(CORRUPTIONS), k))
     wins = [_better(d[k]["normalised_shift"], a[k]["normalised_shift"], "normalised_shift", lower=True) for k in kinds]
     nums = ", ".join(f"{k} {d[k]['level']:g}: {d[k]['normalised_shift']:.2f} vs {a[k]['normalised_shift']:.2f}"
                      for k in kinds)

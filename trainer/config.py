@@ -85,7 +85,8 @@ class TrainConfig:
     binarize: bool = _f(True, "dynamic binarisation: a fresh Bernoulli draw per pixel per step (Bernoulli only)")
     corruption: Corruption | None = _f(None, "dae: the corruption C(x~|x) of the encoder's input (default: masking)")
     corruption_level: float | None = _f(None, "dae: masking or salt_pepper probability, or gaussian noise SD "
-                                        "(default: trainer.corruption.DEFAULT_LEVELS: 0.3, 0.2, 0.3)", ge=0)
+                                        "(default: trainer.corruption.DEFAULT_LEVELS: masking 0.3, gaussian 0.3, "
+                                        "salt_pepper 0.2)", ge=0)
     # optimisation
     epochs: int = _f(10, "training epochs", ge=1)
     batch_size: int = _f(128, "minibatch size M; under torchrun the global batch: each of the N processes "
