@@ -1,11 +1,11 @@
 """The Compare tab in a real browser (Debian chromium, app on 127.0.0.1): the three maps, the
 decoded draws, the table and the claims render; a screenshot of the whole tab, compare.png,
 goes to the test's tmp folder (to docs/screenshots/ with ``pytest --refresh-screenshots`` on
-the shipped checkpoints)."""
+the shipped checkpoints). The page (the session's chromium): tests/conftest.py; the server is
+this test's own, over the shipped 2-D VAE, AE and DAE or tiny ones."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -13,15 +13,12 @@ import numpy as np
 import pytest
 
 from explorer import compare_store, models
-from tests.app_server import CHROMIUM, CHROMIUM_ARGS, IMG, ROOT, serve, wait_idle, wait_images
+from tests.app_server import IMG, ROOT, serve, wait_idle, wait_images
 from tests.explorer_fixtures import make_checkpoint
 from trainer.checkpoint import load_checkpoint
 
-playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM), reason=f"no {CHROMIUM}"),
-]
+pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.slow  # (conftest marks every browser test slow anyway)
 SHIPPED = models.REPO_ROOT / "checkpoints"
 TRIO = ("mnist-z2", "mnist-ae-z2", "mnist-dae-z2")
 
@@ -51,13 +48,9 @@ def _whole_tab_screenshot(page, path: Path) -> None:
     page.set_viewport_size(size)
 
 
-def test_compare_tab_in_a_browser(tmp_path, request):
+def test_compare_tab_in_a_browser(page, tmp_path, request):
     folder, shipped = _folder(tmp_path)
-    from playwright.sync_api import sync_playwright
-
-    with serve(folder) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with serve(folder) as url:
         page.goto(f"{url}/?view=Compare")
         wait_images(page, 3, timeout=60_000)
         page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot', timeout=60_000)
@@ -69,7 +62,6 @@ def test_compare_tab_in_a_browser(tmp_path, request):
         assert len(page.query_selector_all(IMG)) == 3
         shot = tmp_path / "compare.png"
         _whole_tab_screenshot(page, shot)
-        browser.close()
     assert shot.stat().st_size > 20_000
     if shipped and request.config.getoption("--refresh-screenshots", default=False):
         (ROOT / "docs" / "screenshots").mkdir(parents=True, exist_ok=True)
