@@ -168,6 +168,9 @@ def test_shipped_checkpoints_carry_the_app_arrays(entry):
     ck, err = models.load(entry.path)
     assert ck is not None, err
     assert models.check_arrays(ck) == {}
+    # a finished run: no optimizer state (an interrupted one is resumable, twice the size) and under 8 MB
+    assert "metrics" in ck.meta and "resume" not in ck.meta, f"{entry.name}: unfinished run (train ... --resume)"
+    assert entry.path.stat().st_size < 8 << 20, f"{entry.name}: {entry.path.stat().st_size} bytes"
 
 
 def test_bad_checkpoint_reported_others_usable(tiny_dir, monkeypatch):

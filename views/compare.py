@@ -127,7 +127,7 @@ def render(ctx: ViewContext) -> None:
 def _maps_row(entries, loaded) -> None:
     st.markdown("**The test set in each latent space**")
     same = st.toggle("Same scale for every model", value=True, key="compare.same_scale",
-                     help="Off: each map fits its own codes (an autoencoder's may spread over tens of units).")
+                     help="Off: each map fits its own codes (an autoencoder's may spread over tens of units at 2-D).")
     versions = tuple((str(entries[n].path), entries[n].mtime) for n in loaded)
     st.plotly_chart(_maps(versions, same), key="compare.maps")
     n = max(len(ck.arrays["test_mu"]) for ck in loaded.values())
@@ -137,7 +137,7 @@ def _maps_row(entries, loaded) -> None:
                "98th percentile (zoom out for the tails). Codes of more than two dimensions are shown on their top two "
                "principal directions, an orthonormal projection, so the circles still apply."
                + (" On one scale a VAE's codes fill about the disc N(0, I) predicts (its KL term pulls them there) "
-                  "while an autoencoder's, unconstrained, spread over tens of units: turn *Same scale* off to see "
+                  "while an autoencoder's, unconstrained, spread several times wider: turn *Same scale* off to see "
                   "each model's own layout." if same else ""))
 
 
