@@ -194,6 +194,15 @@ def test_ties_within_the_noise_are_not_wins():
     assert v["separation"].verdict == NOT_SUPPORTED and v["robust"].verdict == NOT_SUPPORTED
 
 
+def test_separation_level_with_one_model_is_partly():
+    """Ahead of the VAE but level with the AE (the shipped 20-D models): the DAE is not 'best'."""
+    v = _verdicts(vae=_result(knn=0.957, sil=0.055), ae=_result(knn=0.967, sil=0.117),
+                  dae=_result(knn=0.967, sil=0.113))
+    assert v["separation"].verdict == PARTLY and "level with" in v["separation"].reason
+    v = _verdicts(vae=_result(knn=0.90, sil=0.05), ae=_result(knn=0.92, sil=0.10), dae=_result(knn=0.95, sil=0.10))
+    assert v["separation"].verdict == SUPPORTED  # ahead of each on one measure, behind on none
+
+
 def test_mixed_numbers_are_partly():
     v = _verdicts(vae=_result(energy=0.1), ae=_result(energy=0.05, knn=0.9, sil=0.3), dae=_result(
         energy=2.0, knn=0.95, sil=0.1))
