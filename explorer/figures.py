@@ -344,6 +344,7 @@ def compare_maps_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], sc
         fig.update_xaxes(range=[a - pad, b + pad], row=1, col=col)
         fig.update_yaxes(range=[a - pad, b + pad], scaleanchor=f"x{col if col > 1 else ''}", scaleratio=1,
                          row=1, col=col)
-    fig.update_layout(height=460, margin=dict(l=10, r=10, t=40, b=10), legend=dict(itemsizing="constant"),
+    top = 60 if any("<br>" in t for t, _, _ in panels) else 40  # room for two-line titles
+    fig.update_layout(height=460 + top - 40, margin=dict(l=10, r=10, t=top, b=10), legend=dict(itemsizing="constant"),
                       dragmode="pan", uirevision="compare")
     return fig

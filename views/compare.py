@@ -44,7 +44,7 @@ def _plane(codes: np.ndarray) -> tuple[np.ndarray, str]:
     if codes.shape[1] == 2:
         return codes, ""
     (u, v), _ = grids.principal_directions(codes)
-    return codes @ np.stack([u, v], 1), f", PC1-PC2 of {codes.shape[1]}-D"
+    return codes @ np.stack([u, v], 1), f"<br>PC1-PC2 of {codes.shape[1]}-D"
 
 
 @st.cache_resource(show_spinner="Drawing the maps...", max_entries=16)
@@ -56,7 +56,7 @@ def _maps(versions: tuple[tuple[str, float], ...], same_scale: bool):
         if ck is None:
             raise RuntimeError(err)
         pts, how = _plane(ck.arrays["test_mu"].numpy())
-        panels.append((f"{ck.path.stem} ({models.kind_name(ck).split(' (')[0]}{how})", pts,
+        panels.append((f"{ck.path.stem} ({models.kind_name(ck).split(' (')[0]}){how}", pts,  # 2 lines: 3 fit
                        ck.arrays["test_labels"].numpy()))
         scheme = scheme or label_scheme(str(ck.meta.get("dataset", "")), ck.meta)
     return figures.compare_maps_figure(panels, scheme, same_scale=same_scale, max_points=MAP_POINTS)
