@@ -3,8 +3,8 @@
 ``PYTHONPATH=. streamlit run tests/apps/live_app.py`` with ``VAE_CHECKPOINT_DIR`` pointing at
 checkpoints (the browser tests start it so through ``tests.apps.serve.streamlit_server``).
 Query parameters: ``model=<name>`` (default: the first usable checkpoint), ``view=live|draw``
-(default ``live``), ``all=1`` also sends every checkpoint's decoder to the browser, so a test
-can call ``window.__vaeDecode(z, model_id)`` on each.
+(default ``live``), ``all=1`` also sends every checkpoint's decoder to the browser (or those named
+in ``only=a,b``), so a test can call ``window.__vaeDecode(z, model_id)`` on each.
 """
 
 from __future__ import annotations
@@ -39,5 +39,7 @@ else:
     # What Python holds as the current point, for the tests to read.
     st.code(" ".join(f"{v:.2f}" for v in state.get_z(ctx.name, ctx.z_dim)), language=None)
 if qp.get("all") == "1":
+    only = set(filter(None, qp.get("only", "").split(",")))  # a subset by name: the browser keeps 8 decoders
     for e in entries:
-        load_weights(live.decoder_payload(str(e.path), e.mtime), key=f"all.{e.name}")
+        if not only or e.name in only:
+            load_weights(live.decoder_payload(str(e.path), e.mtime), key=f"all.{e.name}")
