@@ -37,7 +37,7 @@ from tests import procfs
 from tests.app_server import CHROMIUM, CHROMIUM_ARGS, IMG, PANEL, TAB_READY, TAB_READY_JS, serve
 
 TABS = ["Manifold grid", "Sliders", "Live", "Map", "Encode an upload", "Draw", "Interpolate", "Directions",
-        "Model card", "Likelihood"]
+        "Model card", "Likelihood", "Compare"]
 FIRST_IMAGE_JS = """(sel) => { const ims = [...document.querySelectorAll(sel)];
   return ims.length > 0 && ims.every(i => i.complete && i.naturalWidth > 0); }"""
 ERRORS_JS = """() => [...document.querySelectorAll('[data-testid="stException"]')]
