@@ -16,7 +16,7 @@ from tests.test_train import _cfg, tiny_mnist  # noqa: F401 (tiny_mnist is a fix
 from trainer import config as C
 from trainer.__main__ import main
 from trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from trainer.corruption import CORRUPTIONS, DEFAULT_LEVELS
+from trainer.corruption import CORRUPTIONS, DEFAULT_LEVELS, corrupt
 from trainer.evaluate import evaluate
 from trainer.model import (
     KIND_LIKELIHOODS,
@@ -235,3 +235,22 @@ def test_bad_corruption_meta_dropped_on_read_and_refused_on_write(tmp_path, bad)
     rewrite(path, meta={"corruption": bad})
     ck = load_checkpoint(path)
     assert "corruption" not in ck.meta and any("corruption" in w for w in ck.warnings)
+
+
+@pytest.mark.parametrize("kind", CORRUPTIONS)
+@pytest.mark.parametrize("world", [2, 3])
+def test_dae_corruption_under_ddp_is_the_one_process_draw(kind, world):
+    """Under torchrun each rank corrupts its rows of the global batch inside GlobalDraws (as
+    binarisation): put together, the ranks' inputs are the one-process corruption."""
+    from trainer.distributed import GlobalDraws, shard_bounds
+
+    n = 7
+    x = torch.rand(n, 12, generator=torch.Generator().manual_seed(1))
+    full = corrupt(x, kind, DEFAULT_LEVELS[kind], generator=torch.Generator().manual_seed(5))
+    parts = []
+    for rank in range(world):
+        lo, hi = shard_bounds(n, rank, world)
+        g = torch.Generator().manual_seed(5)
+        with GlobalDraws(g, lo, hi, n):
+            parts.append(corrupt(x[lo:hi], kind, DEFAULT_LEVELS[kind], generator=g))
+    torch.testing.assert_close(torch.cat(parts), full)

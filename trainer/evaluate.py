@@ -84,7 +84,7 @@ def evaluate_reconstruction(model: VAE, x: torch.Tensor, corruption: tuple[str, 
     ``x`` itself, or with ``corruption`` = (kind, level) a seeded corruption of it (a denoising
     autoencoder's objective). ``loss``: the model's own objective (its ``likelihood``); ``sse``:
     squared error ||x - x'||^2; ``bce``: cross-entropy, nats. Float32, means over N."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(x.device).manual_seed(seed)  # on the data's device (a GPU run evaluates there)
     tot = {"loss": 0.0, "sse": 0.0, "bce": 0.0}
     for i in range(0, x.shape[0], batch):
         xb = x[i : i + batch]
