@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from trainer import run_setup
 from trainer import train as train_module
 from trainer.__main__ import main
 from trainer.checkpoint import load_checkpoint
@@ -63,8 +64,8 @@ def test_training_reads_batches_from_the_memory_map_like_the_in_memory_set(tmp_p
     make_pngs(folder, counts=(("a", 40), ("b", 30)), loose=2)
     cfg = dict(dataset="folder", image_folder=str(folder), image_size=SIZE, cache_dir=str(tmp_path / "c"),
                hidden=(16,), z_dim=2, epochs=2, batch_size=16, iwae_k=0, umap=False, progress=False)
-    mcfg = train_module.model_config(TrainConfig(**cfg))
-    data = train_module.load_train_data(TrainConfig(**cfg), mcfg)
+    mcfg = run_setup.model_config(TrainConfig(**cfg))
+    data = run_setup.load_train_data(TrainConfig(**cfg), mcfg)
     assert isinstance(data.x_train, BatchInput)  # never the whole set as floats
     mapped = load_checkpoint(train_module.train(TrainConfig(**cfg, out=str(tmp_path / "map.safetensors"))))
     seen = []
@@ -73,7 +74,7 @@ def test_training_reads_batches_from_the_memory_map_like_the_in_memory_set(tmp_p
         seen.append(type(x))
         return model_input(x.load())
 
-    monkeypatch.setattr(train_module, "model_input", whole)
+    monkeypatch.setattr(run_setup, "model_input", whole)
     memory = load_checkpoint(train_module.train(TrainConfig(**cfg, out=str(tmp_path / "mem.safetensors"))))
     assert seen == [MemmapImages]
     _same_weights(mapped, memory)

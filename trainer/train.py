@@ -23,8 +23,9 @@ epoch's permutation and position) is written at the end of every epoch and on Ct
 the last good checkpoint in place.
 
 A run, in order (:func:`train`): checks, the resumable checkpoint if resuming, the data
-(:class:`TrainData`), then :class:`_Run`: per epoch :meth:`_Run.train_epoch` (the hot loop) and
-:meth:`_Run.end_epoch` (the per-epoch record and a resumable save), finally :meth:`_Run.finalize`.
+(:class:`TrainData`; these first steps are in :mod:`trainer.run_setup`), then :class:`_Run`: per
+epoch :meth:`_Run.train_epoch` (the hot loop) and :meth:`_Run.end_epoch` (the per-epoch record
+and a resumable save), finally :meth:`_Run.finalize`.
 
 Where it runs (:mod:`trainer.distributed`): ``--device`` picks the CPU or a CUDA GPU; under
 ``torchrun`` every process runs this same loop on its share of each global batch
@@ -34,35 +35,39 @@ Where it runs (:mod:`trainer.distributed`): ``--device`` picks the CPU or a CUDA
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import math
-import os
 import sys
-import tempfile
 import time
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from trainer.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from trainer.checkpoint import Checkpoint, save_checkpoint
 from trainer.config import ConfigError, TrainConfig
 from trainer.corruption import corrupt
 from trainer.distributed import Placement, StopFlag, placement
 from trainer.evaluate import (
     autoencoder_metrics,
-    eval_inputs,
     evaluate_elbo,
     evaluate_reconstruction,
     iwae_log_likelihood_batched,
     latent_arrays,
     matmul_precision,
 )
-from trainer.memmap_images import BatchInput, model_input
 from trainer.model import KIND_NAMES, VAE, VAEConfig, objective
+from trainer.run_setup import (
+    RunState,
+    TrainData,
+    load_train_data,
+    make_optimizer,
+    model_config,
+    pack_state,
+    prepare_output,
+    read_resumable,
+    unpack_state,
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -97,138 +102,6 @@ def binarize_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     # ceil(x - u) is 1 where u < x and 0 (or -0.0) elsewhere: the same draw as (u < x).float()
     # without a bool tensor and a dtype conversion on the hot path.
     return torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device).neg_().add_(x).ceil_()
-
-
-# --- before anything is loaded -------------------------------------------------------------------
-
-def prepare_output(out: str | os.PathLike) -> Path:
-    """Check that the checkpoint ``out`` can be written, before any data is loaded: its folder
-    exists (or is made) and a file can really be created in it (a probe file, so permissions,
-    read-only mounts and a full disk are all caught, also for root, where ``os.access`` says yes).
-    Then remove the ``.<name>.*.tmp`` files that interrupted atomic writes of this same output
-    left behind (a kill -9 during a save); one output has one writer. Raises ConfigError (--out)."""
-    path = Path(out)
-    if path.is_dir():
-        raise ConfigError("out", "is a folder; name the checkpoint file to write", str(out))
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise ConfigError("out", f"cannot write in {folder} ({e.strerror or e})", str(out)) from None
-    stale = [p for p in folder.glob(f".{glob.escape(path.name)}.*.tmp") if p.is_file()]
-    for p in stale:
-        with contextlib.suppress(OSError):
-            p.unlink()
-    if stale:
-        print(f"Removed {len(stale)} temporary file(s) of {path} left by an interrupted write", file=sys.stderr)
-    return path
-
-
-def model_config(cfg: TrainConfig) -> VAEConfig:
-    """The architecture ``cfg`` asks for; the image shape is known before the data is loaded."""
-    from trainer.data import image_shape_of
-
-    return VAEConfig(image_shape=image_shape_of(cfg.dataset, cfg.image_size), hidden=cfg.hidden,
-                     z_dim=cfg.z_dim, activation=cfg.activation, likelihood=cfg.default_likelihood(),
-                     min_logvar=cfg.min_logvar, kind=cfg.kind)
-
-
-def _read_resumable(out: Path, mcfg: VAEConfig) -> Checkpoint:
-    """The resumable checkpoint at ``out`` (weights, state and meta), checked against ``mcfg``."""
-    try:
-        ck = load_checkpoint(out, with_state=True)
-    except CheckpointError as e:
-        raise CheckpointError(f"cannot resume: {e}") from None
-    if ck.state is None:
-        raise CheckpointError(f"cannot resume: {out} holds no training state (the run finished)")
-    if ck.config != mcfg:
-        raise CheckpointError(f"cannot resume: {out} was trained with a different model config "
-                              f"({ck.config} vs {mcfg})")
-    return ck
-
-
-# --- data and state ------------------------------------------------------------------------------
-
-@dataclass
-class TrainData:
-    """A run's tensors: ``x_train`` (N, D) float32 grey levels in [0, 1] (an image folder: a
-    :class:`BatchInput` that reads each batch from the memory-mapped cache); ``x_test`` (M, D) what
-    test likelihoods are reported on (the fixed binarisation when ``binarize``); ``x_test_grey``
-    (M, D); ``test_y`` (M,); ``meta``: the dataset's part of the checkpoint metadata."""
-
-    x_train: torch.Tensor | BatchInput
-    x_test: torch.Tensor
-    x_test_grey: torch.Tensor
-    test_y: torch.Tensor
-    binarize: bool
-    meta: dict
-
-
-def load_train_data(cfg: TrainConfig, mcfg: VAEConfig, main: bool = True) -> TrainData:
-    """The run's data; an image folder through its on-disk cache (:mod:`trainer.folder_cache`:
-    built once per machine, its progress bar and skipped-file line on the ``main`` process only)."""
-    from trainer.data import DataError, DataWarning, load_dataset  # keeps `import trainer.train` light
-
-    with warnings.catch_warnings():
-        if not main:
-            warnings.simplefilter("ignore", DataWarning)
-        ds = load_dataset(cfg.dataset, cfg.data_dir, image_folder=cfg.image_folder, download=cfg.download,
-                          image_size=cfg.image_size, cached=True, cache_dir=cfg.cache_dir,
-                          progress=cfg.progress and main)
-    if tuple(ds.image_shape) != mcfg.image_shape:
-        raise DataError(f"{ds.name}: images are {ds.image_shape}, expected {mcfg.image_shape}")
-    binarize = cfg.binarize and mcfg.likelihood == "bernoulli"
-    x_test, x_test_grey = eval_inputs(ds.test_x, binarize)
-    meta = {"dataset": ds.name, "image_shape": list(ds.image_shape), "likelihood": mcfg.likelihood,
-            "binarized": binarize, "label_names": ds.label_names, "provenance": ds.provenance}
-    return TrainData(model_input(ds.train_x), x_test, x_test_grey, ds.test_y, binarize, meta)
-
-
-@dataclass
-class RunState:
-    """Where a run is; with the weights and the optimizer/RNG state, what a resumable checkpoint
-    holds. ``sums``: running (elbo, rec, kl) sums of this epoch; ``perm``: this epoch's order of
-    the training examples (None between epochs)."""
-
-    epoch: int = 0
-    batch_idx: int = 0
-    step: int = 0
-    sums: torch.Tensor = field(default_factory=lambda: torch.zeros(3, dtype=torch.float64))
-    perm: torch.Tensor | None = None
-    history: list[dict] = field(default_factory=list)
-    prev_seconds: float = 0.0  # wall time of the run's earlier sessions (before --resume)
-
-
-def _optimizer(model: VAE, lr: float) -> torch.optim.Adam:
-    try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
-    except (RuntimeError, TypeError):  # fused kernels unavailable on this build
-        return torch.optim.Adam(model.parameters(), lr=lr)
-
-
-def _pack_state(opt: torch.optim.Adam, gen: torch.Generator, perm: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Optimizer moments, RNG state and the current permutation as plain tensors (no pickle)."""
-    st: dict[str, torch.Tensor] = {"rng": gen.get_state(), "perm": perm}
-    for i, s in opt.state_dict()["state"].items():
-        for k, v in s.items():
-            st[f"optim.{i}.{k}"] = torch.as_tensor(v).clone()
-    return st
-
-
-def _unpack_state(opt: torch.optim.Adam, gen: torch.Generator, st: dict[str, torch.Tensor]) -> torch.Tensor:
-    gen.set_state(st["rng"])
-    sd = opt.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in st.items():
-        if k.startswith("optim."):
-            _, i, name = k.split(".", 2)
-            state.setdefault(int(i), {})[name] = v.clone()
-    sd["state"] = state
-    opt.load_state_dict(sd)
-    return st["perm"]
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -267,7 +140,7 @@ def _train(cfg: TrainConfig, resume: bool, callback, place: Placement) -> Path:
 
     def checked_output() -> tuple[Path, Checkpoint | None]:  # on rank 0 only, which writes
         path = prepare_output(cfg.out)
-        return path, (_read_resumable(path, mcfg) if resume else None)
+        return path, (read_resumable(path, mcfg) if resume else None)
 
     out, resumed = place.from_main(checked_output)
     if cfg.threads:
@@ -303,7 +176,7 @@ class _Run:
         torch.manual_seed(cfg.seed)
         self.model = VAE(mcfg).to(place.device)
         self.net = place.wrap(self.model)  # what a training step calls: the model, or DDP around it
-        self.opt = _optimizer(self.model, cfg.lr)
+        self.opt = make_optimizer(self.model, cfg.lr)
         self.gen = place.generator(cfg.seed)
         self.gather, self.index_device = place.batch_source(data.x_train)
         data.x_test, data.x_test_grey = place.to_device(data.x_test), place.to_device(data.x_test_grey)
@@ -327,11 +200,11 @@ class _Run:
         }
 
     def restore(self, ck: Checkpoint) -> None:
-        """Continue from a resumable checkpoint (see :func:`_read_resumable`)."""
+        """Continue from a resumable checkpoint (see :func:`trainer.run_setup.read_resumable`)."""
         self.model.load_state_dict(ck.model.state_dict())
         r, place = ck.meta["resume"], self.place
         state = dict(ck.state, rng=place.rng_state(ck.state["rng"], self.cfg.seed + r["step"]))
-        perm = _unpack_state(self.opt, self.gen, state)
+        perm = unpack_state(self.opt, self.gen, state)
         sums = torch.tensor(r["sums"], dtype=torch.float64, device=place.device)
         self.state = RunState(
             epoch=r["epoch"], batch_idx=r["batch_idx"], step=r["step"],
@@ -352,7 +225,7 @@ class _Run:
         meta = dict(self.base_meta, history=st.history,
                     wall_time_s=st.prev_seconds + time.perf_counter() - self.t_start,
                     resume={"epoch": st.epoch, "batch_idx": st.batch_idx, "step": st.step, "sums": st.sums.tolist()})
-        save_checkpoint(self.out, self.model, meta, state=_pack_state(self.opt, self.gen, perm))
+        save_checkpoint(self.out, self.model, meta, state=pack_state(self.opt, self.gen, perm))
 
     def train_epoch(self, stop: StopFlag, callback) -> tuple[bool, float]:
         """Run the current epoch (or its rest, after a resume). Returns (stopped mid-epoch, seconds
@@ -486,7 +359,7 @@ class _Run:
                     wall_time_s=wall_time_s, eval_time_s=time.perf_counter() - t0,
                     created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     torch_version=torch.__version__)
-        state = _pack_state(self.opt, self.gen, torch.empty(0, dtype=torch.int64)) if cfg.keep_state else None
+        state = pack_state(self.opt, self.gen, torch.empty(0, dtype=torch.int64)) if cfg.keep_state else None
         if state is not None:
             meta["resume"] = {"epoch": cfg.epochs, "batch_idx": 0, "step": -1, "sums": [0.0, 0.0, 0.0]}
         path = save_checkpoint(cfg.out, model, meta, arrays=arrays, state=state)
