@@ -38,7 +38,9 @@ A new browser test file needs no fixtures of its own::
 
 from __future__ import annotations
 
+import functools
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,16 +181,32 @@ def page(browser):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+def _compact_pngs(folder: Path, since: float) -> None:
+    """Re-save the screenshots written since ``since`` with a 256-colour palette: the README's
+    pictures are flat UI colours, and every refresh stays in the repository's history for good
+    (about half the size of playwright's true-colour PNGs)."""
+    from PIL import Image
+
+    for path in folder.glob("*.png"):
+        if path.stat().st_mtime >= since:
+            with Image.open(path) as im:
+                small = im.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+            small.save(path, optimize=True)
+
+
 @pytest.fixture(scope="session")
 def screenshot(request, browser_checkpoints, tmp_path_factory):
     """``screenshot(page, name)``: wait until the app is idle, then save ``<folder>/<name>.png``
-    (a temporary folder, or docs/screenshots/ with ``--refresh-screenshots``); returns the path."""
+    (a temporary folder, or docs/screenshots/ with ``--refresh-screenshots``); returns the path.
+    ``screenshot.folder`` is that folder."""
     from tests.app_server import wait_idle
 
-    if request.config.getoption("--refresh-screenshots"):
+    refresh = request.config.getoption("--refresh-screenshots")
+    if refresh:
         if not browser_checkpoints.shipped:
             pytest.fail("--refresh-screenshots needs the shipped checkpoints in checkpoints/ (with their arrays)")
         folder = SCREENSHOTS
+        request.addfinalizer(functools.partial(_compact_pngs, folder, time.time()))
     else:
         folder = tmp_path_factory.mktemp("screenshots")
 
@@ -199,6 +217,7 @@ def screenshot(request, browser_checkpoints, tmp_path_factory):
         pg.screenshot(path=str(path), full_page=True)
         return path
 
+    take.folder = folder  # for a test that takes its own kind of screenshot (tests/test_browser_likelihood.py)
     return take
 
 

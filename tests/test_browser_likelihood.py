@@ -1,7 +1,8 @@
 """The Likelihood tab in a real browser (Debian chromium, app on 127.0.0.1): open it, wait for the
-estimates, the latent plane (2-D models) and the stored table, and screenshot the whole tab into
-the test's tmp folder: ``likelihood.png`` (the first MNIST model; mnist-z2 when the shipped
-checkpoints are here) and ``likelihood-<model>.png`` for the other models shown. Server, browser
+estimates, the latent plane (2-D models) and the stored table, and screenshot the whole tab:
+``likelihood.png`` (the first MNIST model; mnist-z2 when the shipped checkpoints are here) where
+the ``screenshot`` fixture saves (docs/screenshots/ with ``--refresh-screenshots``), and
+``likelihood-<model>.png`` for the other models shown into the test's tmp folder. Server, browser
 and page: tests/conftest.py."""
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _whole_tab(page, path: Path) -> None:
     page.set_viewport_size(size)
 
 
-def test_likelihood_tab(app_url, browser_checkpoints, page, tmp_path):
+def test_likelihood_tab(app_url, browser_checkpoints, page, screenshot, tmp_path):
     names = _models(browser_checkpoints)
     shots = tmp_path / "shots"
     shots.mkdir()
@@ -43,11 +44,11 @@ def test_likelihood_tab(app_url, browser_checkpoints, page, tmp_path):
         open_tab(page, "Likelihood")
         page.get_by_text("estimates of log p(x)").first.wait_for(timeout=90_000)
         wait_idle(page, 60_000)
-        page.get_by_text("Test set, every shipped model").wait_for(timeout=30_000)
+        page.get_by_text("Test set, every shipped VAE").wait_for(timeout=30_000)
         assert page.locator(PLOT).count() >= 2
         if name.endswith("z2"):
             page.get_by_text("zoom on the posterior").first.wait_for(timeout=30_000)
         assert not page.locator('[data-testid="stException"]').count()
-        _whole_tab(page, shots / ("likelihood.png" if i == 0 else f"likelihood-{name}.png"))
-    assert (shots / "likelihood.png").stat().st_size > 10_000
+        _whole_tab(page, screenshot.folder / "likelihood.png" if i == 0 else shots / f"likelihood-{name}.png")
+    assert (screenshot.folder / "likelihood.png").stat().st_size > 10_000
     print(f"screenshots in {shots}")

@@ -1,6 +1,6 @@
 """Likelihood: the lecture's argument measured. Naive Monte Carlo from the prior against
 importance sampling with q(z|x), the ELBO and (2-D latents) the exact value, for one image;
-the same on the test set of every shipped model from a stored table.
+the same on the test set of every shipped VAE from a stored table.
 
 Computation is :mod:`explorer.likelihood_lab`; one image's run is cached per (model, image), a
 long run (10x the samples, behind a button) in a holder shared by every session.
@@ -209,7 +209,7 @@ def _plane(ctx: ViewContext, res: lab.LabResult) -> None:
 
 
 def _table(ctx: ViewContext) -> None:
-    st.subheader("Test set, every shipped model")
+    st.subheader("Test set, every shipped VAE")
     try:
         head, rows = lab.read_table()
     except lab.TableError as e:
@@ -223,12 +223,14 @@ def _table(ctx: ViewContext) -> None:
         status = "not in this folder" if e is None else ("these weights" if fp == r.fingerprint else "other weights")
         recs.append({"model": ("▶ " if r.model == ctx.name else "") + r.model, "images": r.n,
                      "ELBO": r.elbo, "IS, k = 1000": r.is_k1000, "naive MC, L = 10^5": r.naive_L1e5,
-                     "exact (quadrature)": r.exact, "gap IS − ELBO": r.gap, "table computed for": status})
+                     "exact (quadrature)": "2-D models only" if r.exact is None else f"{r.exact:.2f}",
+                     "gap IS − ELBO": r.gap, "table computed for": status})
     st.dataframe(recs, hide_index=True, column_config={
         k: st.column_config.NumberColumn(format="%.2f") for k in
-        ("ELBO", "IS, k = 1000", "naive MC, L = 10^5", "exact (quadrature)", "gap IS − ELBO")})
+        ("ELBO", "IS, k = 1000", "naive MC, L = 10^5", "gap IS − ELBO")})
     st.caption(f"Nats per image, means over {head.get('subset', 'a fixed subset of the test set')}. "
-               "The gap IS − ELBO estimates the mean KL(q(z|x) ‖ p(z|x)). Naive Monte Carlo falls further "
+               "Autoencoders define no p(x), so they have no row. The gap IS − ELBO estimates the mean "
+               "KL(q(z|x) ‖ p(z|x)). Naive Monte Carlo falls further "
                "below as the latent dimension grows; in two dimensions it matches the exact value, and importance "
                "sampling with q(z|x) is the one below it: the encoder misses part of some posteriors. "
                "Stored in bench/results/likelihood_table.json "
