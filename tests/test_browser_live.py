@@ -78,6 +78,26 @@ def test_drag_repaints_during_the_drag_and_python_gets_the_final_z(live_app_url,
     assert float(slider.input_value()) == 0.0
 
 @pytest.mark.slow  # loads every checkpoint, in the test and in the page
+def test_two_quick_edits_keep_both(live_app_url, browser_checkpoints, page):
+    """Two slider edits in quick succession send two reports; Python's answer to the first (an
+    echo of it) arrives after the second edit and must not undo it: the sliders, the image and
+    Python's point all end at both edits (the echo once reset the second slider while Python
+    kept its value)."""
+    name, J, _ = max(_models(browser_checkpoints.folder), key=lambda m: m[1])
+    page.goto(f"{live_app_url}/?model={name}")
+    _wait_painted(page)
+    page.locator('input[type="range"][data-dim="0"]').fill("1.5")
+    page.locator('input[type="range"][data-dim="1"]').fill("-0.8")  # before the first rerun returns
+    page.wait_for_function(
+        "() => { const c = document.querySelector('[data-testid=stCode]'); "
+        "return c && c.innerText.trim().split(/\\s+/).slice(0, 2).join(' ') === '1.50 -0.80'; }",
+        timeout=20_000,
+    )
+    page.wait_for_timeout(1500)  # any late rerun has arrived
+    values = [float(page.locator(f'input[type="range"][data-dim="{j}"]').input_value()) for j in range(2)]
+    assert values == [1.5, -0.8]
+
+
 def test_browser_decoder_matches_torch(live_app_url, browser_checkpoints, page):
     paths = list_checkpoints(browser_checkpoints.folder)
     for i in range(0, len(paths), 4):  # the page keeps at most 8 decoders (MAX_MODELS in live_component.js)

@@ -136,7 +136,7 @@ function createInstance(root, reg) {
   const ctx2d = canvas.getContext("2d");
   const small = document.createElement("canvas");
   const inst = {
-    modelId: null, model: null, z: null, prevDataZ: null, lastSent: null, dragging: false,
+    modelId: null, model: null, z: null, prevDataZ: null, sent: [], dragging: false,
     rafPending: false, pendingSince: null, report: null, inputs: [], outputs: [], img: null, out: null,
     stats: { frames: 0, inputs: 0, latencies: [], decodeMs: [], paintAt: [] },
   };
@@ -209,8 +209,12 @@ function createInstance(root, reg) {
       // "change" fires once when a drag ends (and per key press): then Python hears of it.
       input.addEventListener("change", () => {
         inst.dragging = false;
-        inst.lastSent = Array.from(inst.z);
-        if (inst.report) inst.report(inst.lastSent);
+        const z = Array.from(inst.z);
+        // Every report not yet echoed back by Python: two quick edits send two, and the echo
+        // of the first must not undo the second (it would show a point Python no longer has).
+        inst.sent.push(z);
+        if (inst.sent.length > 16) inst.sent.shift();
+        if (inst.report) inst.report(z);
       });
       box.appendChild(row);
       inst.inputs.push(input);
@@ -227,7 +231,7 @@ function createInstance(root, reg) {
       inst.model = null;
       inst.z = Float64Array.from(z);
       inst.prevDataZ = z;
-      inst.lastSent = null;
+      inst.sent = [];
       build(z.length, data.span, data.step, data.labels, data.lo, data.hi);
       setSliders();
       const [h, w] = data.image_shape;
@@ -246,10 +250,13 @@ function createInstance(root, reg) {
       });
       return;
     }
-    // Python sent a point: follow it unless it is the echo of our own report or a drag is on.
+    // Python sent a point: follow it unless it echoes one of our own reports (then drop that
+    // report and the older ones: Python has them) or a drag is on.
     const changed = !same(z, inst.prevDataZ);
     inst.prevDataZ = z;
-    if (changed && !same(z, inst.lastSent) && !inst.dragging) {
+    const echo = inst.sent.findIndex((s) => same(z, s));
+    if (echo >= 0) inst.sent.splice(0, echo + 1);
+    if (changed && echo < 0 && !inst.dragging) {
       inst.z = Float64Array.from(z);
       setSliders();
       inst.schedule(performance.now());
