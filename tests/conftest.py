@@ -181,6 +181,18 @@ def page(browser):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    on a busy 2-core machine two threads wait on each other (recipes.md)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def _compact_pngs(folder: Path, since: float) -> None:
     """Re-save the screenshots written since ``since`` with a 256-colour palette: the README's
     pictures are flat UI colours, and every refresh stays in the repository's history for good

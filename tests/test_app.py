@@ -1,5 +1,7 @@
 """The Streamlit app under AppTest: every view with every checkpoint (tiny ones built here,
-and every shipped one in checkpoints/), sliders, uploads, map selection, bad files."""
+and every shipped one in checkpoints/), sliders, uploads, map selection, bad files. One module
+(about 420 lines) because every test shares the same tiny checkpoint folders; the Directions,
+Likelihood and bad-checkpoint AppTests have modules of their own."""
 
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from explorer import models, preprocess
+from tests.apptest import APP, run_app
 from tests.explorer_fixtures import make_checkpoint
 from trainer.checkpoint import save_checkpoint
 from trainer.model import VAE, VAEConfig
 
-APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 SHIPPED_DIR = models.REPO_ROOT / "checkpoints"
 VIEWS = ["Manifold grid", "Sliders", "Live", "Map", "Encode an upload", "Draw", "Interpolate", "Directions",
          "Model card"]
@@ -34,14 +36,6 @@ def tiny_dir(tmp_path_factory) -> Path:
     make_checkpoint(d / "nomap-z4.safetensors", "mnist", 4, drop_arrays=("test_embedding", "test_index"))
     (d / "broken.safetensors").write_bytes(b"this is not a checkpoint")
     return d
-
-
-def _app(folder: Path, monkeypatch, model: str | None = None) -> AppTest:
-    monkeypatch.setenv(models.CHECKPOINT_DIR_ENV, str(folder))
-    at = AppTest.from_file(APP, default_timeout=60)
-    if model:
-        at.session_state["model"] = model
-    return at.run()
 
 
 def _open(at: AppTest, view: str) -> AppTest:
@@ -138,7 +132,7 @@ def _check_view(at: AppTest, view: str, z_dim: int, name: str, has_map: bool = T
 def _every_view(folder: Path, monkeypatch, name: str, z_dim: int, has_map: bool = True) -> None:
     ck, err = models.load(folder / f"{name}.safetensors")
     assert ck is not None, err
-    at = _app(folder, monkeypatch, name)
+    at = run_app(folder, monkeypatch, name)
     for view in VIEWS:
         _open(at, view)
         _check_view(at, view, z_dim, name, has_map, ck)
@@ -174,7 +168,7 @@ def test_shipped_checkpoints_carry_the_app_arrays(entry):
 
 
 def test_bad_checkpoint_reported_others_usable(tiny_dir, monkeypatch):
-    at = _app(tiny_dir, monkeypatch)
+    at = run_app(tiny_dir, monkeypatch)
     errors = [e.value for e in at.sidebar.error]
     assert any("broken.safetensors" in e for e in errors)
     assert at.selectbox(key="model").options == ["mnist-z2", "nomap-z4", "mnist-z5", "frey-z3"]
@@ -183,7 +177,7 @@ def test_bad_checkpoint_reported_others_usable(tiny_dir, monkeypatch):
 
 
 def test_missing_arrays_degrade_gracefully(tiny_dir, monkeypatch):
-    at = _app(tiny_dir, monkeypatch, "nomap-z4")
+    at = run_app(tiny_dir, monkeypatch, "nomap-z4")
     assert any("test_embedding" in w.value for w in at.sidebar.warning)
     for view in VIEWS:
         _open(at, view)
@@ -193,7 +187,7 @@ def test_missing_arrays_degrade_gracefully(tiny_dir, monkeypatch):
 
 
 def test_no_checkpoints(tmp_path, monkeypatch):
-    at = _app(tmp_path, monkeypatch)
+    at = run_app(tmp_path, monkeypatch)
     assert not at.exception and "No usable checkpoints" in at.error[0].value
 
 
@@ -206,7 +200,7 @@ def test_model_from_url(tiny_dir, monkeypatch):
 
 
 def test_slider_changes_decoded_image(tiny_dir, monkeypatch):
-    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Sliders")
+    at = _open(run_app(tiny_dir, monkeypatch, "mnist-z5"), "Sliders")
     before = _image_urls(at)
     _slider(at, "mnist-z5", 1).set_value(2.5).run()
     after = _image_urls(at)
@@ -224,7 +218,7 @@ def test_slider_changes_decoded_image(tiny_dir, monkeypatch):
 
 
 def test_grid_follows_the_slider_point(tiny_dir, monkeypatch):
-    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Manifold grid")
+    at = _open(run_app(tiny_dir, monkeypatch, "mnist-z5"), "Manifold grid")
     base_url = _image_urls(at)
     at.selectbox(key="grid.mnist-z5.base.src").set_value("Current point").run()
     assert _image_urls(at) == base_url  # the slider point starts at the origin
@@ -236,14 +230,14 @@ def test_grid_follows_the_slider_point(tiny_dir, monkeypatch):
 
 
 def test_fig4_grid_size(tiny_dir, monkeypatch):
-    at = _open(_app(tiny_dir, monkeypatch, "mnist-z2"), "Manifold grid")
+    at = _open(run_app(tiny_dir, monkeypatch, "mnist-z2"), "Manifold grid")
     assert at.radio(key="grid.mnist-z2.mode").value.startswith("Fig. 4")
     at.slider(key="grid.mnist-z2.n").set_value(5).run()
     assert "5x5 decoded means" in at.get("image")[0].proto.imgs[0].caption
 
 
 def test_upload_produces_encoding(tiny_dir, monkeypatch):
-    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Encode an upload")
+    at = _open(run_app(tiny_dir, monkeypatch, "mnist-z5"), "Encode an upload")
     at.file_uploader(key="upload_file").upload("digit.png", _digit_png(), "image/png").run()
     assert not at.exception and not at.main.error
     # 6 preprocessing steps, input|reconstruction, nearest neighbours (+ originals if data is here)
@@ -265,7 +259,7 @@ def test_upload_produces_encoding(tiny_dir, monkeypatch):
     [(b"", "empty"), (b"not an image" * 20, "not an image"), (_digit_png()[:300], "truncated or corrupt")],
 )
 def test_bad_upload_error_and_app_keeps_working(tiny_dir, monkeypatch, data, message):
-    at = _open(_app(tiny_dir, monkeypatch, "mnist-z2"), "Encode an upload")
+    at = _open(run_app(tiny_dir, monkeypatch, "mnist-z2"), "Encode an upload")
     at.file_uploader(key="upload_file").upload("bad.png", data, "image/png").run()
     assert not at.exception
     assert any(message in e.value for e in at.error), [e.value for e in at.error]
@@ -274,7 +268,7 @@ def test_bad_upload_error_and_app_keeps_working(tiny_dir, monkeypatch, data, mes
 
 
 def test_upload_frey_style(tiny_dir, monkeypatch):
-    at = _open(_app(tiny_dir, monkeypatch, "frey-z3"), "Encode an upload")
+    at = _open(run_app(tiny_dir, monkeypatch, "frey-z3"), "Encode an upload")
     img = (np.random.default_rng(0).random((300, 200)) * 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG")
@@ -283,7 +277,7 @@ def test_upload_frey_style(tiny_dir, monkeypatch):
 
 
 def test_map_selection_shows_reconstructions(tiny_dir, monkeypatch):
-    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Map")
+    at = _open(run_app(tiny_dir, monkeypatch, "mnist-z5"), "Map")
     assert len(at.get("image")) == 0
     at.session_state["map.mnist-z5"] = {
         "selection": {"points": [{"customdata": 3}, {"customdata": 7}], "point_indices": [3, 7], "box": [], "lasso": []}
@@ -308,7 +302,7 @@ def more_dir(tmp_path_factory) -> Path:
 
 
 def test_typicality_at_the_origin_of_a_20d_model(more_dir, monkeypatch):
-    at = _open(_app(more_dir, monkeypatch, "mnist-z20"), "Sliders")
+    at = _open(run_app(more_dir, monkeypatch, "mnist-z20"), "Sliders")
     text = " ".join(m.value for m in at.markdown)
     # Both tails: the origin is not "typical" in 20-D, it is closer than 97.5% of prior draws.
     assert ":blue[atypically close to the mean]" in text and ":green[typical]" not in text
@@ -322,7 +316,7 @@ def test_typicality_at_the_origin_of_a_20d_model(more_dir, monkeypatch):
 
 
 def test_typicality_at_the_origin_of_a_2d_model(tiny_dir, monkeypatch):
-    at = _open(_app(tiny_dir, monkeypatch, "mnist-z2"), "Sliders")
+    at = _open(run_app(tiny_dir, monkeypatch, "mnist-z2"), "Sliders")
     assert any(":green[typical]" in m.value and "below 7.4" in m.value for m in at.markdown)
 
 
@@ -343,13 +337,13 @@ def test_unknown_model_or_view_in_the_url_says_so(tiny_dir, monkeypatch):
 
 
 def test_interpolate_defaults_to_two_test_images_of_different_classes(tiny_dir, monkeypatch):
-    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Interpolate")
+    at = _open(run_app(tiny_dir, monkeypatch, "mnist-z5"), "Interpolate")
     cap = at.get("image")[0].proto.imgs[0].caption
     assert cap.startswith("test row 0, digit 0 → test row 1, digit 1"), cap
 
 
 def test_frey_captions_name_frames_not_labels(more_dir, monkeypatch):
-    at = _open(_app(more_dir, monkeypatch, "frey-z3"), "Interpolate")
+    at = _open(run_app(more_dir, monkeypatch, "frey-z3"), "Interpolate")
     cap = at.get("image")[0].proto.imgs[0].caption
     assert cap.startswith("test row 0, frame 0 → test row ") and "label" not in cap, cap
     _open(at, "Map")
@@ -358,12 +352,12 @@ def test_frey_captions_name_frames_not_labels(more_dir, monkeypatch):
 
 def test_draw_tab_wording_follows_the_dataset(more_dir, monkeypatch):
     for name, what in [("pics-z2", "an image"), ("frey-z3", "a face"), ("mnist-z20", "a digit")]:
-        at = _open(_app(more_dir, monkeypatch, name), "Draw")
+        at = _open(run_app(more_dir, monkeypatch, name), "Draw")
         assert any(i.value.startswith(f"Draw {what} on the pad") for i in at.info), name
 
 
 def test_one_name_for_setting_the_current_point(tiny_dir, monkeypatch):
-    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Encode an upload")
+    at = _open(run_app(tiny_dir, monkeypatch, "mnist-z5"), "Encode an upload")
     at.file_uploader(key="upload_file").upload("digit.png", _digit_png(), "image/png").run()
     assert at.button(key="upload.mnist-z5.send").label == "Use as the current point"
     assert any(m.value.startswith("**The neighbours vote:**") for m in at.markdown)
@@ -376,7 +370,7 @@ def test_one_name_for_setting_the_current_point(tiny_dir, monkeypatch):
 
 
 def test_model_card_curves_toggle_and_open_config(tiny_dir, monkeypatch):
-    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Model card")
+    at = _open(run_app(tiny_dir, monkeypatch, "mnist-z5"), "Model card")
     assert at.get("json")[0].proto.max_expand_depth == 3  # opens to its fields, not a folded "{...}"
     assert len(at.toggle) == 1 and not at.toggle[0].value  # 3 epochs: the first is left out of the y-range
     at.toggle[0].set_value(True).run()
@@ -384,15 +378,15 @@ def test_model_card_curves_toggle_and_open_config(tiny_dir, monkeypatch):
 
 
 def test_default_grid_size_follows_the_image_size(more_dir, monkeypatch):
-    at = _open(_app(more_dir, monkeypatch, "frey-z3"), "Manifold grid")
+    at = _open(run_app(more_dir, monkeypatch, "frey-z3"), "Manifold grid")
     assert at.slider(key="grid.frey-z3.n").value == 9
-    at = _open(_app(more_dir, monkeypatch, "mnist-z20"), "Manifold grid")
+    at = _open(run_app(more_dir, monkeypatch, "mnist-z20"), "Manifold grid")
     assert at.slider(key="grid.mnist-z20.n").value == 13
 
 
 def test_model_card_shows_the_checkpoint(tiny_dir, monkeypatch):
     """Every figure on the card for a checkpoint whose meta is known (tests/explorer_fixtures.py)."""
-    at = _open(_app(tiny_dir, monkeypatch, "mnist-z5"), "Model card")
+    at = _open(run_app(tiny_dir, monkeypatch, "mnist-z5"), "Model card")
     assert not at.exception
     ck, _ = models.load(tiny_dir / "mnist-z5.safetensors")
     assert [h.value for h in at.subheader] == ["mnist z=5 (test)"]
@@ -419,7 +413,7 @@ def test_model_card_of_a_bare_checkpoint(tmp_path, monkeypatch):
     torch.manual_seed(0)
     model = VAE(VAEConfig(image_shape=(28, 20), hidden=(16,), z_dim=3, activation="tanh", likelihood="gaussian"))
     save_checkpoint(tmp_path / "bare-z3.safetensors", model, {"name": "bare-z3", "dataset": "frey"})
-    at = _open(_app(tmp_path, monkeypatch, "bare-z3"), "Model card")
+    at = _open(run_app(tmp_path, monkeypatch, "bare-z3"), "Model card")
     assert not at.exception
     assert [h.value for h in at.subheader] == ["bare-z3"]
     assert [(m.label, m.value) for m in at.metric] == [

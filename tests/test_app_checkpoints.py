@@ -10,23 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
-from explorer import models
+from tests.apptest import run_app
 from tests.checkpoint_tools import put, read_raw, rewrite, write_raw
 from tests.explorer_fixtures import make_checkpoint
 
-APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 VIEWS = ["Manifold grid", "Sliders", "Live", "Map", "Encode an upload", "Draw", "Interpolate", "Directions",
          "Model card"]
-
-
-def _app(folder: Path, monkeypatch, model: str | None = None) -> AppTest:
-    monkeypatch.setenv(models.CHECKPOINT_DIR_ENV, str(folder))
-    at = AppTest.from_file(APP, default_timeout=60)
-    if model:
-        at.session_state["model"] = model
-    return at.run()
 
 
 def _bad_folder(folder: Path) -> dict[str, str]:
@@ -71,7 +61,7 @@ def _bad_folder(folder: Path) -> dict[str, str]:
 
 def test_good_model_shown_and_each_bad_file_named(tmp_path, monkeypatch):
     bad = _bad_folder(tmp_path)
-    at = _app(tmp_path, monkeypatch)
+    at = run_app(tmp_path, monkeypatch)
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="model").options == ["good"]
     assert len(at.get("image")) == 1  # the good model's manifold
@@ -100,7 +90,7 @@ def _wrong_display_fields(path: Path) -> list[str]:
 def test_wrong_typed_display_fields_dropped_and_every_tab_works(tmp_path, monkeypatch, dataset, z_dim):
     path = make_checkpoint(tmp_path / "odd.safetensors", dataset, z_dim, n_test=20)
     fields = _wrong_display_fields(path)
-    at = _app(tmp_path, monkeypatch)
+    at = run_app(tmp_path, monkeypatch)
     warnings = [w.value for w in at.sidebar.warning]
     for f in fields:
         assert any(f"odd.safetensors: meta field '{f}' dropped" in w for w in warnings), f
@@ -116,7 +106,7 @@ def test_model_card_notes_only_a_missing_checksum(tmp_path, monkeypatch):
     old = make_checkpoint(tmp_path / "old.safetensors", "mnist", 5)
     write_raw(old, *read_raw(old), checksum=False)
     for name, noted in (("new", False), ("old", True)):
-        at = _app(tmp_path, monkeypatch, name)
+        at = run_app(tmp_path, monkeypatch, name)
         at.session_state["view"] = "Model card"
         at.run()
         assert not at.exception

@@ -2,6 +2,7 @@
 
 Every dataset read through the cache is compared with ``load_image_folder`` on the same folder: same
 pixels, labels, label names, split and content hash. All caches go to tmp_path (never ~/.cache).
+Training from the cache is tests/test_train_folder.py.
 """
 
 from __future__ import annotations

@@ -12,14 +12,7 @@ import torch
 from trainer import likelihood as lk
 from trainer.model import VAE, VAEConfig, iwae_log_likelihood, log_likelihood, loss_function
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a busy 2-core machine two threads wait on each other (recipes.md)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _linear_gaussian(J: int = 2, D: int = 6, s: float = 0.6, orthogonal: bool = False, seed: int = 0):

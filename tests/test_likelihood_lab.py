@@ -17,13 +17,7 @@ from explorer import likelihood_figures, models
 from explorer import likelihood_lab as lab
 from trainer import likelihood as lk
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_curve_band_from_disjoint_blocks():

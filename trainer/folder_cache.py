@@ -7,6 +7,9 @@ file read through a memory map, only those a batch asks for. The first call deco
 parallel (a process pool over chunks of files, with a progress bar) into the cache; later calls list and
 stat the files, find the same key and map the file (no decoding).
 
+One file of about 460 lines on purpose: the listing, the key, the parallel build and the checked
+reader all define one on-disk format, and reading them side by side is how they stay in agreement.
+
 Key: sha256 of the format version, the converter (source of trainer.data's Pillow-to-grey functions),
 (H, W), the class folder names and each image file's relative path, size and mtime (ns). Any change
 gives a new key and a rebuild; the superseded cache of that folder and size is then deleted.
@@ -51,7 +54,7 @@ import numpy as np
 import torch
 
 from trainer import image_folder
-from trainer.data import DataError, DataWarning, one_line
+from trainer.data import DataError, DataWarning, ImageDataset, one_line
 from trainer.fileio import fsync_dir
 from trainer.memmap_images import MemmapImages
 
@@ -337,21 +340,15 @@ def read_cache(path: Path, listing: FolderListing | None = None,
 
 
 @dataclass
-class FolderDataset:
-    """``load_image_folder``'s fields with ``train_x`` a :class:`MemmapImages` (N, H, W) uint8 on disk;
-    ``test_x`` (M, H, W) uint8 is in memory (evaluation reads all of it every epoch). ``cache_path``:
-    the cache folder; ``built``: whether this call decoded the folder (False: reused)."""
+class FolderDataset(ImageDataset):
+    """``load_image_folder``'s :class:`~trainer.data.ImageDataset` with ``train_x`` a
+    :class:`MemmapImages` (N, H, W) uint8 on disk; ``test_x`` (M, H, W) uint8 is in memory
+    (evaluation reads all of it every epoch). ``cache_path``: the cache folder; ``built``: whether
+    this call decoded the folder (False: reused)."""
 
-    name: str
     train_x: MemmapImages
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    image_shape: tuple[int, int]
-    label_names: list[str] | None
-    provenance: dict
-    cache_path: Path
-    built: bool
+    cache_path: Path = Path()
+    built: bool = False
 
 
 def folder_cache_home(root: Path, cache_dir: str | os.PathLike | None = None) -> Path:

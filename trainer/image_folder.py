@@ -113,7 +113,8 @@ def load_image_folder(
     test_fraction: float = 0.1,
     seed: int = 0,
 ) -> ImageDataset:
-    """Load every image under ``path`` as (H, W) = ``image_size`` uint8 grayscale.
+    """Load every image under ``path`` as (H, W) = ``image_size`` uint8 grayscale. (About 85 lines:
+    listing, decoding with per-file skips, the split and the provenance record read best in order.)
 
     Formats: png, jpg/jpeg, gif, bmp, webp, tif/tiff (first frame). Images are stretched to
     ``image_size`` (no crop, no padding). If ``path`` has sub-folders, each one is a class
