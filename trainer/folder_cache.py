@@ -7,25 +7,19 @@ file read through a memory map, only those a batch asks for. The first call deco
 parallel (a process pool over chunks of files, with a progress bar) into the cache; later calls list and
 stat the files, find the same key and map the file (no decoding).
 
-One file of about 460 lines on purpose: the listing, the key, the parallel build and the checked
-reader all define one on-disk format, and reading them side by side is how they stay in agreement.
+Key: sha256 of the format version, the converter (source of trainer.image_folder's Pillow-to-grey
+functions), (H, W), the class folder names and each image file's relative path, size and mtime (ns).
+Any change gives a new key and a rebuild; the superseded cache of that folder and size is deleted.
 
-Key: sha256 of the format version, the converter (source of trainer.data's Pillow-to-grey functions),
-(H, W), the class folder names and each image file's relative path, size and mtime (ns). Any change
-gives a new key and a rebuild; the superseded cache of that folder and size is then deleted.
+Where: :func:`folder_cache_home` (``cache_dir``, ``$VAE_CACHE_DIR``, ``$XDG_CACHE_HOME`` or ``~/.cache``),
+never inside the image folder (read-only, shared, or the user's backed-up data); each cache is a folder
+``<H>x<W>-<key>/`` of ``images.npy`` (N, H, W) uint8, ``labels.npy`` (N,) int64 and ``meta.json``.
 
-Where: ``cache_dir``, else ``$VAE_CACHE_DIR``, else ``$XDG_CACHE_HOME/vae-latent-explorer``, else
-``~/.cache/vae-latent-explorer``; inside, ``folders/<name>-<hash of its absolute path>/<H>x<W>-<key>/``
-holds ``images.npy`` (N, H, W) uint8, ``labels.npy`` (N,) int64 and ``meta.json``. Not inside the image
-folder by default: that folder may be read-only or shared with other users, it is the user's data (a
-derived 1-byte-per-pixel copy does not belong in its backups or syncs), and one cache root is one place
-to clear or to point at a fast local disk (``cache_dir``) on a cluster.
-
-Atomic: a build writes into a ``.tmp-*`` sibling folder, fsyncs it and renames it to its key only when
-complete. Only a folder named by its key is ever read, so an interrupted build (Ctrl-C, kill -9, power
-loss) leaves nothing that is trusted later; the next build deletes the leftovers. A lock file makes
-concurrent builders (several DDP ranks on one machine) wait for one build and reuse it. Unreadable
-images are skipped and listed in one :class:`~trainer.data.DataWarning` line whenever the folder opens.
+Atomic: a build writes into a ``.tmp-*`` sibling, fsyncs it and renames it to its key when complete;
+only key-named folders are read, so an interrupted build leaves nothing trusted. A lock file makes
+concurrent builders (DDP ranks on one machine) wait for one build. Unreadable images are skipped and
+listed in one :class:`~trainer.data.DataWarning` line whenever the folder opens. (One file over 400
+lines: the listing, key, build and checked reader define one format and stay in agreement side by side.)
 """
 
 from __future__ import annotations
@@ -54,9 +48,9 @@ import numpy as np
 import torch
 
 from trainer import image_folder
-from trainer.data import DataError, DataWarning, ImageDataset, one_line
+from trainer.data import DataError, DataWarning, one_line
 from trainer.fileio import fsync_dir
-from trainer.memmap_images import MemmapImages
+from trainer.memmap_images import FolderDataset, MemmapImages
 
 FORMAT_VERSION = 1
 CHUNK_FILES = 256  # files per task: big enough to amortise the IPC, small enough for a smooth progress bar
@@ -337,18 +331,6 @@ def read_cache(path: Path, listing: FolderListing | None = None,
 
 
 # --------------------------------------------------------------------------- the dataset
-
-
-@dataclass
-class FolderDataset(ImageDataset):
-    """``load_image_folder``'s :class:`~trainer.data.ImageDataset` with ``train_x`` a
-    :class:`MemmapImages` (N, H, W) uint8 on disk; ``test_x`` (M, H, W) uint8 is in memory
-    (evaluation reads all of it every epoch). ``cache_path``: the cache folder; ``built``: whether
-    this call decoded the folder (False: reused)."""
-
-    train_x: MemmapImages
-    cache_path: Path = Path()
-    built: bool = False
 
 
 def folder_cache_home(root: Path, cache_dir: str | os.PathLike | None = None) -> Path:

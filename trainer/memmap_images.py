@@ -26,9 +26,13 @@ from __future__ import annotations
 
 import os
 import weakref
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from trainer.data import ImageDataset
 
 READERS = ("pread", "map")
 
@@ -139,3 +143,15 @@ def model_input(x: torch.Tensor | MemmapImages) -> torch.Tensor | BatchInput:
     if isinstance(x, MemmapImages):
         return BatchInput(x)
     return x.reshape(x.shape[0], -1).to(torch.float32).div_(255.0)
+
+
+@dataclass
+class FolderDataset(ImageDataset):
+    """``load_image_folder``'s :class:`~trainer.data.ImageDataset` with ``train_x`` a
+    :class:`MemmapImages` (N, H, W) uint8 on disk; ``test_x`` (M, H, W) uint8 is in memory
+    (evaluation reads all of it every epoch). ``cache_path``: the cache folder; ``built``: whether
+    this call decoded the folder (False: reused)."""
+
+    train_x: MemmapImages
+    cache_path: Path = Path()
+    built: bool = False
