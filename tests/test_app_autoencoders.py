@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from explorer import compare_store, models
+from tests.apptest import run_app
 from tests.explorer_fixtures import make_checkpoint
-from tests.test_app import SHIPPED_DIR, _app, _digit_png, _every_view, _open, _slider, _texts
+from tests.test_app import SHIPPED_DIR, _digit_png, _every_view, _open, _slider, _texts
 from trainer.checkpoint import load_checkpoint
 
 
@@ -43,7 +44,7 @@ def test_every_view_on_autoencoders(ae_dir, monkeypatch, name, z_dim):
 
 
 def test_views_needing_a_prior_say_why_in_one_sentence(ae_dir, monkeypatch):
-    at = _app(ae_dir, monkeypatch, "mnist-ae-z2")
+    at = run_app(ae_dir, monkeypatch, "mnist-ae-z2")
     for view in ("Likelihood", "Sliders", "Model card"):
         _open(at, view)
         said = [t for t in _texts(at) if "would need a prior p(z)" in t]
@@ -59,7 +60,7 @@ def test_views_needing_a_prior_say_why_in_one_sentence(ae_dir, monkeypatch):
 
 
 def test_autoencoder_sliders_span_the_codes_and_start_at_their_mean(ae_dir, monkeypatch):
-    at = _open(_app(ae_dir, monkeypatch, "mnist-ae-z2"), "Sliders")
+    at = _open(run_app(ae_dir, monkeypatch, "mnist-ae-z2"), "Sliders")
     ck = load_checkpoint(ae_dir / "mnist-ae-z2.safetensors")
     mu = ck.arrays["test_mu"].numpy()
     box = models.latent_box(ck)
@@ -72,7 +73,7 @@ def test_autoencoder_sliders_span_the_codes_and_start_at_their_mean(ae_dir, monk
 
 
 def test_autoencoder_grid_spans_the_codes_and_offers_no_prior_sample(ae_dir, monkeypatch):
-    at = _open(_app(ae_dir, monkeypatch, "mnist-ae-z2"), "Manifold grid")
+    at = _open(run_app(ae_dir, monkeypatch, "mnist-ae-z2"), "Manifold grid")
     assert at.radio(key="grid.mnist-ae-z2.mode").options == ["Grid over the test codes' range", "Plane through a point"]
     assert "no prior whose quantiles" in _caption(at)
     at.radio(key="grid.mnist-ae-z2.mode").set_value("Plane through a point").run()
@@ -82,7 +83,7 @@ def test_autoencoder_grid_spans_the_codes_and_offers_no_prior_sample(ae_dir, mon
 
 
 def test_an_upload_on_an_autoencoder_shows_its_code_among_the_test_codes(ae_dir, monkeypatch):
-    at = _open(_app(ae_dir, monkeypatch, "mnist-dae-z5"), "Encode an upload")
+    at = _open(run_app(ae_dir, monkeypatch, "mnist-dae-z5"), "Encode an upload")
     at.file_uploader(key="upload_file").upload("digit.png", _digit_png(), "image/png").run()
     assert not at.exception and not at.main.error
     code_chart = at.get("plotly_chart")[0].proto.spec
@@ -96,7 +97,7 @@ def test_an_upload_on_an_autoencoder_shows_its_code_among_the_test_codes(ae_dir,
 
 
 def test_compare_tab_defaults_to_the_trio_and_shows_everything(ae_dir, monkeypatch):
-    at = _open(_app(ae_dir, monkeypatch, "mnist-ae-z2"), "Compare")
+    at = _open(run_app(ae_dir, monkeypatch, "mnist-ae-z2"), "Compare")
     assert not at.exception
     assert at.multiselect(key="compare.models").value == [n for n, _ in TRIO]
     assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 3
@@ -111,7 +112,7 @@ def test_compare_tab_defaults_to_the_trio_and_shows_everything(ae_dir, monkeypat
 
 
 def test_compare_measures_a_model_without_stored_figures_on_request(ae_dir, monkeypatch):
-    at = _app(ae_dir, monkeypatch, "mnist-dae-z5")
+    at = run_app(ae_dir, monkeypatch, "mnist-dae-z5")
     at.session_state["compare.models"] = ["mnist-z2", "mnist-dae-z5"]
     _open(at, "Compare")
     assert any("No stored figures for mnist-dae-z5" in t for t in _texts(at))
@@ -124,7 +125,7 @@ def test_compare_measures_a_model_without_stored_figures_on_request(ae_dir, monk
 
 
 def test_compare_with_one_model_asks_for_another(ae_dir, monkeypatch):
-    at = _app(ae_dir, monkeypatch)
+    at = run_app(ae_dir, monkeypatch)
     at.session_state["compare.models"] = ["mnist-z2"]
     _open(at, "Compare")
     assert any("Pick two or three" in i.value for i in at.info) and not at.get("plotly_chart")
@@ -134,7 +135,7 @@ def test_compare_survives_a_broken_compare_file(ae_dir, tmp_path, monkeypatch):
     for p in ae_dir.glob("*.safetensors"):
         (tmp_path / p.name).write_bytes(p.read_bytes())
     (tmp_path / compare_store.FILE_NAME).write_text('{"format": "vae-latent-explorer-compare", "models": [')
-    at = _open(_app(tmp_path, monkeypatch), "Compare")
+    at = _open(run_app(tmp_path, monkeypatch), "Compare")
     assert not at.exception and any("not JSON" in t for t in _texts(at))
     assert len(at.get("plotly_chart")) == 1
 
@@ -144,7 +145,7 @@ SHIPPED_KINDS = {e.kind for e in models.discover(SHIPPED_DIR) if e.ok and e.z_di
 
 @pytest.mark.skipif(SHIPPED_KINDS != {"vae", "ae", "dae"}, reason="the shipped 2-D VAE, AE and DAE are not all here")
 def test_compare_tab_on_the_shipped_checkpoints(monkeypatch):
-    at = _open(_app(SHIPPED_DIR, monkeypatch), "Compare")
+    at = _open(run_app(SHIPPED_DIR, monkeypatch), "Compare")
     assert not at.exception
     assert at.multiselect(key="compare.models").value == ["mnist-z2", "mnist-ae-z2", "mnist-dae-z2"]
     assert not any("No stored figures" in t for t in _texts(at)), "rerun python -m bench.compare_autoencoders"
