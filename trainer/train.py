@@ -35,6 +35,7 @@ Where it runs (:mod:`trainer.distributed`): ``--device`` picks the CPU or a CUDA
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import sys
@@ -160,6 +161,10 @@ def _train(cfg: TrainConfig, resume: bool, callback, place: Placement) -> Path:
                 if place.is_main:
                     print(f"Saved resumable checkpoint {out}; continue with --resume", file=sys.stderr)
                 return out
+    # Free DDP's reducer (it holds the process group) while every peer is still connected, not at
+    # interpreter exit: one rank once aborted at exit ("terminate called without an active exception").
+    run.net = run.model
+    gc.collect()
     place.close()  # training is over: the other processes leave, the main one evaluates and writes
     if not place.is_main:
         return out
