@@ -369,9 +369,10 @@ def test_reader_is_a_memory_map_and_batches_match_the_in_memory_path(tmp_path):
     assert torch.equal(x[perm[10:20]], whole[perm[10:20]]) and torch.equal(x[3:9], whole[3:9])
     assert torch.equal(x[7], whole[7]) and torch.equal(ds.train_x[5], ds.train_x.load()[5])
     assert x[torch.arange(0)].shape == (0, SIZE[0] * SIZE[1])
-    blob = pickle.dumps(ds.train_x)  # file name and rows, never the pixels
+    blob = pickle.dumps(ds.train_x)  # file name and rows, never the pixels (what a worker process receives)
     assert len(blob) < ds.train_x.rows.nbytes + 1000
-    back = pickle.loads(blob)
+    rebuild, args = ds.train_x.__reduce__()  # what unpickling calls, without unpickling anything
+    back = rebuild(*args)
     assert isinstance(back.images, np.memmap) and torch.equal(back.load(), ds.train_x.load())
     with pytest.raises(ValueError, match="reader must be one of"):
         MemmapImages(images, reader="read-everything")

@@ -20,7 +20,7 @@ import streamlit as st
 from explorer import compare_store, figures, grids, images, latent, models
 from explorer.claims import NOT_SUPPORTED, NOT_TESTABLE, PARTLY, SUPPORTED, Model, judge
 from explorer.labels import label_scheme
-from views.context import ViewContext, load_model, test_images
+from views.context import ViewContext, load_model, loaded, test_images
 from views.display import show
 
 N_DRAWS = 36  # decoded N(0, I) draws per model, 6 x 6
@@ -52,9 +52,7 @@ def _maps(versions: tuple[tuple[str, float], ...], same_scale: bool):
     """The side-by-side test-set maps of these checkpoint versions (shared: never modified)."""
     panels, scheme = [], None
     for path, mtime in versions:
-        ck, err = load_model(path, mtime)
-        if ck is None:
-            raise RuntimeError(err)
+        ck = loaded(path, mtime)
         pts, how = _plane(ck.arrays["test_mu"].numpy())
         panels.append((f"{ck.path.stem} ({models.kind_name(ck).split(' (')[0]}){how}", pts,  # 2 lines: 3 fit
                        ck.arrays["test_labels"].numpy()))
@@ -66,9 +64,7 @@ def _maps(versions: tuple[tuple[str, float], ...], same_scale: bool):
 def _draws(path: str, mtime: float, seed: int) -> np.ndarray:
     """:data:`N_DRAWS` decoded z ~ N(0, I) of one checkpoint version, tiled (the same z for every
     model of the same latent size)."""
-    ck, err = load_model(path, mtime)
-    if ck is None:
-        raise RuntimeError(err)
+    ck = loaded(path, mtime)
     z = latent.prior_samples(N_DRAWS, ck.config.z_dim, seed)
     return images.tile(models.decode(ck, z), ncols=int(np.sqrt(N_DRAWS)))
 
@@ -91,9 +87,7 @@ def _measured(path: str, mtime: float) -> dict | str:
 @st.cache_data(show_spinner=False, max_entries=64)
 def _fingerprint(path: str, mtime: float) -> str:
     """:func:`explorer.compare_store.fingerprint` of one checkpoint version (hashes an old file once)."""
-    ck, err = load_model(path, mtime)
-    if ck is None:
-        raise RuntimeError(err)
+    ck = loaded(path, mtime)
     return compare_store.fingerprint(ck)
 
 

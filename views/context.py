@@ -66,12 +66,19 @@ def load_model(path: str, mtime: float) -> tuple[Checkpoint | None, str | None]:
     return models.load(path)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def decoded(path: str, mtime: float, z: np.ndarray) -> np.ndarray:
-    """Decoded mean images for latent points ``z`` (..., J): (..., H, W) in [0, 1]."""
+def loaded(path: str, mtime: float) -> Checkpoint:
+    """:func:`load_model` for a cached function keyed by (path, mtime): the checkpoint, or
+    RuntimeError with its one-line reason (callers only ask for files that loaded)."""
     ck, err = load_model(path, mtime)
     if ck is None:
         raise RuntimeError(err)
+    return ck
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def decoded(path: str, mtime: float, z: np.ndarray) -> np.ndarray:
+    """Decoded mean images for latent points ``z`` (..., J): (..., H, W) in [0, 1]."""
+    ck = loaded(path, mtime)
     return models.decode(ck, z)
 
 
@@ -90,9 +97,7 @@ def prepared_upload(path: str, mtime: float, data: bytes,
 def _prepared_upload(path: str, mtime: float, sha1: str, name: str, _data: bytes):
     """The cached body of :func:`prepared_upload`; ``_data`` (not hashed) is the file whose SHA-1 is
     ``sha1``. A file that cannot be used gives its one-line message instead (cached as well)."""
-    ck, err = load_model(path, mtime)
-    if ck is None:
-        raise RuntimeError(err)
+    ck = loaded(path, mtime)
     style = preprocess.style_for_dataset(ck.meta.get("dataset", ""))
     try:
         prep = preprocess.prepare(_data, style, ck.image_shape, name=name)
@@ -119,9 +124,7 @@ def reconstruction_pixels(path: str, mtime: float) -> np.ndarray | None:
 @st.cache_data(show_spinner=False, max_entries=64)
 def latent_box(path: str, mtime: float) -> LatentBox:
     """Where the sliders and grids of one checkpoint version range (:func:`explorer.models.latent_box`)."""
-    ck, err = load_model(path, mtime)
-    if ck is None:
-        raise RuntimeError(err)
+    ck = loaded(path, mtime)
     return models.latent_box(ck)
 
 

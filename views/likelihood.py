@@ -16,7 +16,7 @@ import streamlit as st
 from explorer import figures, images, likelihood_figures, models, preprocess
 from explorer import likelihood_lab as lab
 from explorer.originals import originals_for_rows
-from views.context import ViewContext, load_model, prepared_upload, test_images
+from views.context import ViewContext, load_model, loaded, prepared_upload, test_images
 from views.display import show
 from views.drawing_pad import drawing_pad
 
@@ -31,9 +31,7 @@ def _binarized(dataset: str) -> np.ndarray | None:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _run(path: str, mtime: float, x: np.ndarray, L: int, k: int) -> lab.LabResult:
-    ck, err = load_model(path, mtime)
-    if ck is None:
-        raise RuntimeError(err)
+    ck = loaded(path, mtime)
     return lab.run_lab(ck.model, x, lab.Budget(L, k))
 
 

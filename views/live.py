@@ -14,16 +14,14 @@ import streamlit as st
 from explorer import latent
 from explorer.live_decoder import LivePayload, pack_decoder
 from views import state
-from views.context import ViewContext, load_model
+from views.context import ViewContext, loaded
 from views.live_component import live_decoder, reported_z
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def decoder_payload(path: str, mtime: float) -> LivePayload:
     """The decoder of one checkpoint version as safetensors bytes (built once, shared by sessions)."""
-    ck, err = load_model(path, mtime)
-    if ck is None:
-        raise RuntimeError(err)
+    ck = loaded(path, mtime)
     return pack_decoder(ck.model, name=ck.name)
 
 

@@ -9,7 +9,7 @@ from explorer import figures, images, neighbors
 from explorer.labels import label_scheme
 from explorer.originals import originals_for_rows
 from views import state
-from views.context import ViewContext, load_model
+from views.context import ViewContext, loaded
 from views.display import show
 
 MAX_SHOWN = 48
@@ -20,9 +20,7 @@ def map_figure(path: str, mtime: float, markers: tuple[tuple[str, float, float, 
     """The map of one checkpoint version with ``markers`` ((name, x, y, role), ...) on top, built
     once and shared by every session showing the same markers (most show the origin). Shared,
     so never modified: st.plotly_chart only reads it."""
-    ck, err = load_model(path, mtime)
-    if ck is None:
-        raise RuntimeError(err)
+    ck = loaded(path, mtime)
     scheme = label_scheme(str(ck.meta.get("dataset", "")), ck.meta)
     return figures.map_figure(ck.arrays["test_embedding"].numpy(), ck.arrays["test_labels"].numpy(), scheme,
                               markers={m[0]: m[1:] for m in markers})

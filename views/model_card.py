@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer import figures, images, latent, models
-from views.context import ViewContext, load_model
+from views.context import ViewContext, loaded
 from views.display import show
 
 
@@ -14,18 +14,14 @@ from views.display import show
 @st.cache_resource(show_spinner=False, max_entries=32)
 def card_curves(path: str, mtime: float, all_epochs: bool):
     """The training curves of one checkpoint version (it has a history)."""
-    ck, err = load_model(path, mtime)
-    if ck is None:
-        raise RuntimeError(err)
+    ck = loaded(path, mtime)
     return figures.training_curves_figure(ck.meta.get("history") or [], all_epochs=all_epochs)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def card_kl(path: str, mtime: float):
     """KL per latent dimension of one checkpoint version, or None when it cannot be computed."""
-    ck, err = load_model(path, mtime)
-    if ck is None:
-        raise RuntimeError(err)
+    ck = loaded(path, mtime)
     kl = models.kl_per_dim(ck)
     return None if kl is None else figures.kl_per_dim_figure(kl, latent.active_dims(kl))
 
