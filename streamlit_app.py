@@ -1,108 +1,53 @@
 """VAE Latent Explorer: ``streamlit run streamlit_app.py``.
 
-Only layout lives here and in ``views/``; everything computed is in ``explorer/``.
-Checkpoints come from ``$VAE_CHECKPOINT_DIR`` (default ``checkpoints/``); original dataset
-images, when shown, from ``$VAE_DATA_DIR`` (optional).
+This file starts the server; the page every session runs is ``app_page.py`` (tabs in
+``views/``, everything computed in ``explorer/``). Checkpoints come from ``$VAE_CHECKPOINT_DIR``
+(default ``checkpoints/``); original dataset images, when shown, from ``$VAE_DATA_DIR``
+(optional). Every ``streamlit run`` option and ``.streamlit/config.toml`` setting applies as usual.
 
-Adding a tab: write ``views/<name>.py`` with ``render(ctx: ViewContext)`` and append
-``("Label", module.render)`` to :data:`TABS`. Only the open tab runs. The shared current
-latent point is ``st.session_state["z"][model_name]`` (see ``views/state.py``).
+Why a launcher: ``streamlit run`` serves a module-level ``st.App`` through its ``lifespan``,
+which runs once, as the server starts. There the page's imports (torch, the explorer, the views:
+about a second on a 2-core machine) and model loads start in the background, so they overlap
+the browser fetching Streamlit's own page instead of delaying the first image (views/preload.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import webbrowser
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import streamlit as st
-import torch
 
-# Every decode here is a handful of small matmuls: one thread answers faster than two that must
-# wake and sync (and does not collapse when the other core is busy).
-torch.set_num_threads(1)
+from views import preload
 
-from explorer import models  # noqa: E402 (after the thread setting, on purpose)
-from views import (  # noqa: E402
-    compare,
-    directions,
-    drawing_pad,
-    interpolate,
-    likelihood,
-    live,
-    manifold,
-    map_view,
-    model_card,
-    sliders,
-    state,
-    upload,
-)
-from views.context import ViewContext, import_shared_modules, load_model  # noqa: E402
-
-TABS: list[tuple[str, Callable[[ViewContext], None]]] = [
-    ("Manifold grid", manifold.render),
-    ("Sliders", sliders.render),
-    ("Live", live.render),
-    ("Map", map_view.render),
-    ("Encode an upload", upload.render),
-    ("Draw", drawing_pad.render),
-    ("Interpolate", interpolate.render),
-    ("Directions", directions.render),
-    ("Model card", model_card.render),
-    ("Likelihood", likelihood.render),
-    ("Compare", compare.render),
-]
-# Tabs drawn without the shared heavy modules (views.context.import_shared_modules): the first
-# tab of a cold server shows its image without waiting for pandas, scipy and scikit-learn. They
-# must not use pandas-backed elements (st.metric, st.json, st.dataframe, components);
-# tests/test_shared_imports.py checks.
-LIGHT_TABS = ("Manifold grid",)
+PAGE = "app_page.py"
 
 
-def main() -> None:
-    st.set_page_config(page_title="VAE Latent Explorer", layout="wide")
-    folder = models.default_checkpoint_dir()
-    entries = models.discover(folder)
-    usable, loaded, failed = [], {}, []
-    for e in entries:
-        ck, err = (None, e.error) if e.error else load_model(str(e.path), e.mtime)
-        if ck is None:
-            failed.append(err)
-        else:
-            usable.append(e)
-            loaded[e.name] = ck
-    st.sidebar.title("VAE Latent Explorer")
-    if not usable:
-        for err in failed:
-            st.sidebar.error(f"Skipped a checkpoint: {err}")
-        st.error(f"No usable checkpoints in {folder}. Train one with `python -m trainer` "
-                 "or set VAE_CHECKPOINT_DIR to a folder of .safetensors checkpoints.")
+def open_browser() -> None:
+    """Open the app in the user's browser, as a plain ``streamlit run`` does, unless the server
+    is headless (the default where there is no display, and in every test)."""
+    if st.get_option("server.headless"):
         return
-    # MNIST first, then by latent size: the default (first) model is the 2-D MNIST one if shipped.
-    usable = models.display_order(usable)
-    by_name = {e.name: e for e in usable}
-    notices = [state.unknown_in_url("model", list(by_name), "model"),
-               state.unknown_in_url("view", [label for label, _ in TABS], "view")]
-    # Plain names as options: a bound selectbox writes the displayed label into the URL,
-    # so a format_func would make links like ?model=MNIST%2C+20-D+latent.
-    name = st.sidebar.selectbox("Model", list(by_name), key="model", bind="query-params")
-    entry = by_name[name]
-    ck = loaded[name]
-    ctx = ViewContext(entry=entry, ck=ck, problems=models.check_arrays(ck))
-    state.use_box(name, ctx.box)  # before any view: where this model's sliders range
-    st.sidebar.caption(f"**{entry.title}**  \n{models.architecture(ck)}")
-    for msg in [*ck.warnings, *dict.fromkeys(ctx.problems.values())]:  # dropped meta fields, unusable arrays
-        st.sidebar.warning(msg)
-    for err in failed:  # reported, and every other model stays usable
-        st.sidebar.error(f"Skipped a checkpoint: {err}")
-    st.sidebar.caption(f"Checkpoints from `{folder}`")
-    for msg in filter(None, notices):
-        st.warning(msg)
-    tabs = st.tabs([label for label, _ in TABS], key="view", bind="query-params")
-    for tab, (label, render) in zip(tabs, TABS):
-        if tab.open:
-            if label not in LIGHT_TABS:
-                import_shared_modules()  # once per server; before anything that may import them
-            with tab:
-                render(ctx)
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    url = f"http://{st.get_option('browser.serverAddress')}:{st.get_option('server.port')}/{base}"
+    webbrowser.open(url.rstrip("/"))
 
 
-main()
+def warm_up() -> None:
+    """What every first page waits for, done once per server in the background: the page's
+    imports, and the default folder's checkpoints loaded into the shared model cache."""
+    import app_page
+
+    app_page.warm_up()
+
+
+@asynccontextmanager
+async def lifespan(_app: st.App) -> AsyncIterator[None]:
+    """Server start: begin the page's imports and model loads, then open the browser."""
+    preload.start(warm_up)
+    open_browser()
+    yield
+
+
+app = st.App(PAGE, lifespan=lifespan)

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import models
 
-APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+APP = str(Path(__file__).resolve().parent.parent / "app_page.py")
 
 
 def run_app(folder: Path, monkeypatch, model: str | None = None) -> AppTest:

@@ -273,11 +273,11 @@ def test_compute_builtin_now(tmp_path, app, shared_data_dir, monkeypatch):
 
 
 def test_tab_in_the_app(tmp_path, monkeypatch):
-    """The tab is wired into streamlit_app.py and renders for MNIST and Frey Face models."""
+    """The tab is wired into app_page.py and renders for MNIST and Frey Face models."""
     _with_directions(tmp_path / "mnist-z3.safetensors", "mnist", 3)
     _with_directions(tmp_path / "frey-z2.safetensors", "frey", 2)
     monkeypatch.setenv(models.CHECKPOINT_DIR_ENV, str(tmp_path))
-    app_file = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+    app_file = str(Path(__file__).resolve().parent.parent / "app_page.py")
     for model in ("mnist-z3", "frey-z2"):
         at = AppTest.from_file(app_file, default_timeout=60)
         at.session_state["model"] = model

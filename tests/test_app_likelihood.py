@@ -20,7 +20,7 @@ from explorer import models
 from tests.explorer_fixtures import make_checkpoint
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 
-APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+APP = str(Path(__file__).resolve().parent.parent / "app_page.py")
 SHIPPED = [e for e in models.discover(models.REPO_ROOT / "checkpoints") if e.ok]
 
 

@@ -136,7 +136,7 @@ def test_live_and_draw_tabs_render_server_side(tmp_path, monkeypatch):
     make_checkpoint(tmp_path / "frey-z2.safetensors", "frey", 2)
     monkeypatch.setenv("VAE_CHECKPOINT_DIR", str(tmp_path))
     for model in ("mnist-z3", "frey-z2"):
-        at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "streamlit_app.py"), default_timeout=60)
+        at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app_page.py"), default_timeout=60)
         at.session_state["model"] = model
         at.run()
         at.session_state["view"] = "Live"

@@ -6,6 +6,7 @@ listening sockets from /proc, they never connect to another address."""
 from __future__ import annotations
 
 import contextlib
+import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -45,6 +46,19 @@ def test_the_shipped_config_listens_on_loopback_only(tiny_dir):
         sockets = procfs.listening_sockets(pid)
         assert (port in {p for _, p in sockets}), sockets
         assert all(procfs.is_loopback(addr) for addr, _ in sockets), f"listens beyond this machine: {sockets}"
+
+
+@linux_only
+def test_the_server_imports_the_page_before_any_page_is_asked_for(tiny_dir):
+    """The README's command starts the page's imports (torch first) as the server starts
+    (streamlit_app.py, views/preload.py): a first visitor does not wait for them. Nothing but the
+    health check is requested; the server process maps libtorch into memory on its own."""
+    with serve(tiny_dir, shipped_config=True) as url:
+        pid = procfs.child_pid_with_arg(str(urlparse(url).port))
+        deadline = time.monotonic() + 60
+        while "libtorch_cpu" not in Path(f"/proc/{pid}/maps").read_text():
+            assert time.monotonic() < deadline, "no torch in the server a minute after it started"
+            time.sleep(0.1)
 
 
 def _folder_state(folder: Path) -> dict[str, tuple[int, int]]:

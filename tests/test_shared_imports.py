@@ -28,7 +28,7 @@ CHILD = """
 import ast, importlib, json, sys
 from streamlit.testing.v1 import AppTest
 import views.context as vc
-for node in ast.parse(open("streamlit_app.py").read()).body:
+for node in ast.parse(open("app_page.py").read()).body:
     if isinstance(node, ast.ImportFrom) and node.module and not node.level:
         for a in node.names:
             try:
@@ -47,7 +47,7 @@ class Spy:
         return None
 sys.meta_path.insert(0, Spy())
 already = sorted(m for m in watched if m in sys.modules)
-at = AppTest.from_file("streamlit_app.py", default_timeout=120)
+at = AppTest.from_file("app_page.py", default_timeout=120)
 at.session_state["view"] = sys.argv[1]
 at.run()
 print(json.dumps({"already": already, "first": first, "errors": [str(e.value) for e in at.exception],
@@ -64,7 +64,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("tab", ["Manifold grid", "Live"])  # the first tab, a light one; Live's component uses pandas
 def test_shared_modules_are_imported_under_the_lock(tab, tiny_dir):
-    """A cold server's first tab (streamlit_app.LIGHT_TABS) draws without any shared module; any
+    """A cold server's first tab (app_page.LIGHT_TABS) draws without any shared module; any
     other tab imports them all, holding the lock, before it draws."""
     env = {**os.environ, "VAE_CHECKPOINT_DIR": str(tiny_dir)}
     out = subprocess.run([sys.executable, "-c", CHILD, tab], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -111,15 +111,15 @@ def _imports(tree: ast.AST) -> list[tuple[str, bool]]:
 
 
 def _walk(eager_only: bool) -> dict[str, list[tuple[str, bool]]]:
-    """First-party module -> its imports, for every module reachable from streamlit_app.py
+    """First-party module -> its imports, for every module reachable from app_page.py
     (through module-level imports only, if ``eager_only``)."""
     graph: dict[str, list[tuple[str, bool]]] = {}
-    todo = ["streamlit_app"]
+    todo = ["app_page"]
     while todo:
         name = todo.pop()
         if name in graph:
             continue
-        path = ROOT / "streamlit_app.py" if name == "streamlit_app" else _module_file(name)
+        path = ROOT / "app_page.py" if name == "app_page" else _module_file(name)
         graph[name] = _imports(ast.parse(path.read_text()))
         todo += [m for m, in_func in graph[name]
                  if m.split(".")[0] in FIRST_PARTY and _module_file(m) and not (eager_only and in_func)]
@@ -138,7 +138,7 @@ NEVER_RUN_BY_THE_APP = {
 
 
 def test_every_lazy_third_party_import_of_the_app_is_shared():
-    """Walk the app's own import graph from streamlit_app.py. A third-party module it imports
+    """Walk the app's own import graph from app_page.py. A third-party module it imports
     lazily (inside a function, or at the top of a first-party module that is itself imported
     lazily) and that start-up does not import already must be one of SHARED_IMPORTS (or a
     parent package of one): imported once, under the lock, before sessions can race for it."""

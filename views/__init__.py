@@ -3,7 +3,7 @@
 Adding a tab: write ``views/<name>.py`` with ``def render(ctx: ViewContext) -> None`` (see
 ``views/context.py`` for what ``ctx`` offers: the loaded checkpoint, cached decoding, the
 current latent point) and append ``("Label", module.render)`` to ``TABS`` in
-``streamlit_app.py``. Only the open tab runs, so a view may do real work when rendered.
+``app_page.py``. Only the open tab runs, so a view may do real work when rendered.
 
 Session-state keys shared between views are documented in ``views/state.py``.
 """
