@@ -125,4 +125,7 @@ def main() -> None:
 # Streamlit runs this file as ``__main__``; the server's start-up imports it as ``app_page``
 # (views.preload), for its imports only.
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:  # the server's later start-up imports wait for a first page (views/preload.py)
+        preload.page_drawn()

@@ -42,10 +42,19 @@ def warm_up() -> None:
     app_page.warm_up()
 
 
+def warm_up_later() -> None:
+    """Once the first page can be drawn: the modules only the other tabs import (pandas, scipy,
+    scikit-learn: about 0.6 s), under views.context's import lock, so the first tab a user
+    opens after the first finds them imported."""
+    from views.context import import_shared_modules
+
+    import_shared_modules()
+
+
 @asynccontextmanager
 async def lifespan(_app: st.App) -> AsyncIterator[None]:
     """Server start: begin the page's imports and model loads, then open the browser."""
-    preload.start(warm_up)
+    preload.start(warm_up, later=warm_up_later)
     open_browser()
     yield
 

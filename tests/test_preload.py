@@ -4,6 +4,7 @@ waits for that instead of importing beside it. The served path is in tests/test_
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from pathlib import Path
@@ -23,6 +24,12 @@ def fresh(monkeypatch):
     """views.preload as in a process that has started nothing yet."""
     monkeypatch.setattr(preload, "_thread", None)
     monkeypatch.setattr(preload, "took_s", None)
+    monkeypatch.setattr(preload, "_ready", threading.Event())
+    monkeypatch.setattr(preload, "_drawn", threading.Event())
+    monkeypatch.setattr(preload, "LATER_DELAY_S", 0.0)
+    frozen = []
+    monkeypatch.setattr(preload.gc, "freeze", lambda: frozen.append(True))  # keep pytest's heap as it is
+    monkeypatch.setattr(preload, "frozen", frozen, raising=False)  # what the tests read
     return preload
 
 
@@ -49,11 +56,42 @@ def test_wait_blocks_until_the_work_is_done_and_it_runs_once(fresh):
     assert not waiter.is_alive() and calls == ["app-preload"] and fresh.took_s is not None
 
 
+def test_pages_wait_for_the_work_and_the_later_work_waits_for_a_page(fresh, caplog):
+    done = []
+
+    def later():
+        done.append("later")
+        raise ImportError("no module named 'sklearn'")
+
+    with caplog.at_level(logging.ERROR, logger="views.preload"):
+        t = fresh.start(lambda: done.append("work"), later=later)
+        fresh.wait()
+        t.join(0.3)
+        assert done == ["work"] and t.is_alive()  # no page drawn yet: the later imports wait
+        fresh.page_drawn()
+        t.join(10)
+    assert done == ["work", "later"] and "later start-up work failed" in caplog.text
+
+
 def test_wait_from_the_work_itself_does_not_deadlock(fresh):
     """The start-up thread imports app_page, whose top calls wait()."""
     t = fresh.start(fresh.wait)
     t.join(10)
     assert not t.is_alive() and fresh.took_s is not None
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_collector_pauses_for_the_work_and_what_it_built_is_frozen(fresh, fails):
+    seen = []
+
+    def work():
+        seen.append(gc.isenabled())
+        if fails:
+            raise RuntimeError("broken checkpoint folder")
+
+    assert gc.isenabled()
+    fresh.start(work).join(10)
+    assert seen == [False] and gc.isenabled() and fresh.frozen == [True]
 
 
 def test_failed_work_is_logged_and_waiters_go_on(fresh, caplog):

@@ -48,17 +48,41 @@ def test_the_shipped_config_listens_on_loopback_only(tiny_dir):
         assert all(procfs.is_loopback(addr) for addr, _ in sockets), f"listens beyond this machine: {sockets}"
 
 
+def _wait_mapped(pid: int, lib: str, timeout: float = 60.0) -> None:
+    """Wait until the process ``pid`` has mapped a file whose path holds ``lib`` (an imported
+    extension module's shared library)."""
+    deadline = time.monotonic() + timeout
+    while lib not in Path(f"/proc/{pid}/maps").read_text():
+        assert time.monotonic() < deadline, f"no {lib} in the server {timeout:.0f} s on"
+        time.sleep(0.1)
+
+
 @linux_only
 def test_the_server_imports_the_page_before_any_page_is_asked_for(tiny_dir):
     """The README's command starts the page's imports (torch first) as the server starts
     (streamlit_app.py, views/preload.py): a first visitor does not wait for them. Nothing but the
     health check is requested; the server process maps libtorch into memory on its own."""
     with serve(tiny_dir, shipped_config=True) as url:
+        _wait_mapped(procfs.child_pid_with_arg(str(urlparse(url).port)), "libtorch_cpu")
+
+
+@linux_only
+@pytest.mark.slow
+def test_the_other_tabs_modules_are_imported_once_a_first_page_is_drawn(tiny_dir, browser):
+    """The modules only the other tabs need (scikit-learn among them) are imported by the
+    start-up thread after the first page, not before it (they would slow it down), so the
+    first tab a user opens next does not wait for them."""
+    with serve(tiny_dir, shipped_config=True) as url:
         pid = procfs.child_pid_with_arg(str(urlparse(url).port))
-        deadline = time.monotonic() + 60
-        while "libtorch_cpu" not in Path(f"/proc/{pid}/maps").read_text():
-            assert time.monotonic() < deadline, "no torch in the server a minute after it started"
-            time.sleep(0.1)
+        _wait_mapped(pid, "libtorch_cpu")
+        assert "sklearn" not in Path(f"/proc/{pid}/maps").read_text()
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(url)
+            wait_images(page)
+            _wait_mapped(pid, "sklearn")
+        finally:
+            page.close()
 
 
 def _folder_state(folder: Path) -> dict[str, tuple[int, int]]:
