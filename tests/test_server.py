@@ -85,6 +85,23 @@ def test_the_other_tabs_modules_are_imported_once_a_first_page_is_drawn(tiny_dir
             page.close()
 
 
+@pytest.mark.slow
+def test_sessions_arriving_together_at_a_cold_server_all_draw(tiny_dir, browser):
+    """Four sessions ask a just-started server for the page at once, while its start-up thread
+    is still importing: each waits for that thread (none imports torch beside it) and draws."""
+    with serve(tiny_dir, shipped_config=True) as url, contextlib.ExitStack() as stack:
+        pages = []
+        for _ in range(4):
+            ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+            stack.callback(ctx.close)
+            pages.append(ctx.new_page())
+        for page in pages:
+            page.goto(url, wait_until="commit")
+        for page in pages:
+            wait_images(page, timeout=60_000)
+            assert page.locator('[data-testid="stException"]').count() == 0
+
+
 def _folder_state(folder: Path) -> dict[str, tuple[int, int]]:
     return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
 
