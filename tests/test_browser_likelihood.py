@@ -34,7 +34,9 @@ def _whole_tab(page, path: Path) -> None:
     page.set_viewport_size(size)
 
 
-def test_likelihood_tab(app_url, browser_checkpoints, page, screenshot, tmp_path):
+def test_likelihood_tab(app_url, browser_checkpoints, page, screenshot, tmp_path, shared_data_dir):
+    """Estimates for a test image need the dataset: skipped where there is none (without one the
+    tab still estimates uploads: tests/test_app_likelihood.py::test_upload)."""
     names = _models(browser_checkpoints)
     shots = tmp_path / "shots"
     shots.mkdir()
