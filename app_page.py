@@ -13,6 +13,7 @@ latent point is ``st.session_state["z"][model_name]`` (see ``views/state.py``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 
@@ -30,6 +31,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 from explorer import models  # noqa: E402 (after the thread setting, on purpose)
+from explorer.models import Checkpoint, ModelEntry  # noqa: E402
 from views import (  # noqa: E402
     compare,
     directions,
@@ -66,26 +68,30 @@ TABS: list[tuple[str, Callable[[ViewContext], None]]] = [
 LIGHT_TABS = ("Manifold grid",)
 
 
-def warm_up() -> None:
-    """Load every checkpoint of the default folder into the shared model cache (what each run of
-    :func:`main` asks it for). Called once per server, as it starts, by streamlit_app.py."""
-    for e in models.discover(models.default_checkpoint_dir()):
-        if not e.error:
-            load_model(str(e.path), e.mtime)
-
-
-def main() -> None:
-    st.set_page_config(page_title="VAE Latent Explorer", layout="wide")
-    folder = models.default_checkpoint_dir()
-    entries = models.discover(folder)
+def load_all(folder: Path) -> tuple[list[ModelEntry], dict[str, Checkpoint], list[str]]:
+    """Every checkpoint in ``folder``, through the shared model cache: ``(usable entries,
+    checkpoints by name, one-line errors of the others)``."""
     usable, loaded, failed = [], {}, []
-    for e in entries:
+    for e in models.discover(folder):
         ck, err = (None, e.error) if e.error else load_model(str(e.path), e.mtime)
         if ck is None:
             failed.append(err)
         else:
             usable.append(e)
             loaded[e.name] = ck
+    return usable, loaded, failed
+
+
+def warm_up() -> None:
+    """What each first run of :func:`main` would load, loaded into the shared model cache.
+    Called once per server, as it starts, by streamlit_app.py."""
+    load_all(models.default_checkpoint_dir())
+
+
+def main() -> None:
+    st.set_page_config(page_title="VAE Latent Explorer", layout="wide")
+    folder = models.default_checkpoint_dir()
+    usable, loaded, failed = load_all(folder)
     st.sidebar.title("VAE Latent Explorer")
     if not usable:
         for err in failed:
@@ -122,8 +128,8 @@ def main() -> None:
                 render(ctx)
 
 
-# Streamlit runs this file as ``__main__``; the server's start-up imports it as ``app_page``
-# (views.preload), for its imports only.
+# Streamlit runs this file as ``__main__``; the server's start-up thread imports it as ``app_page``
+# (streamlit_app.py), for its imports and warm_up() only.
 if __name__ == "__main__":
     try:
         main()
