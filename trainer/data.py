@@ -224,9 +224,43 @@ def _read_idx(path: Path, raw: bytes, magic: int, item_dims: tuple[int, ...]) ->
     return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims).copy()
 
 
+def _mnist_file(data_dir: Path, role: str, fname: str, download: bool) -> tuple[dict, np.ndarray]:
+    """One MNIST IDX file, found in ``data_dir`` (or downloaded), read and checked:
+    ``(provenance record, array)``; images (N, 28, 28) or labels (N,), uint8."""
+    path = _find(data_dir, "mnist", (fname, fname[: -len(".gz")]))
+    url = None
+    if path is None:
+        if not download:
+            raise DataError(
+                f"MNIST file {fname} not found in {data_dir / 'mnist'} or {data_dir}; "
+                "pass download=True (or set VAE_DATA_DIR to a folder that has it)"
+            )
+        from trainer.downloads import download_file, mirror_url  # it imports this module
+
+        url = mirror_url("mnist", fname) or MNIST_BASE_URL + fname
+        path = download_file(url, data_dir / "mnist" / fname, md5=MNIST_MD5.get(fname))
+    raw = path.read_bytes()
+    rec = _file_record(path, raw)
+    is_images = role.endswith("images")
+    arr = _read_idx(path, raw, IDX_IMAGES_MAGIC if is_images else IDX_LABELS_MAGIC, (28, 28) if is_images else ())
+    official = MNIST_MD5.get(fname)
+    if official is not None and rec["md5"] == official:
+        rec["checksum"] = "official"
+    else:
+        rec["checksum"] = "unknown-but-valid-header"
+        warnings.warn(
+            f"{path}: md5 {rec['md5']} is not the official {official} for {fname}; "
+            "its IDX header and shape are valid, so it is used",
+            DataWarning,
+            stacklevel=3,  # load_mnist's caller
+        )
+    if url is not None:
+        rec["url"] = url
+    return rec, arr
+
+
 def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = False) -> ImageDataset:
     """Load MNIST from IDX files: train (60000, 28, 28) / test (10000, 28, 28) uint8, digit labels.
-    (About 70 lines: one pass over the four files, each found or downloaded, checked and recorded.)
 
     Missing files are downloaded to ``data_dir/mnist/`` when ``download`` is true (from
     :data:`MNIST_BASE_URL` or ``$VAE_DATA_MIRROR/mnist/``) and must match :data:`MNIST_MD5`.
@@ -237,39 +271,7 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = False
     files: dict[str, dict] = {}
     arrays: dict[str, np.ndarray] = {}
     for role, fname in MNIST_FILES.items():
-        path = _find(data_dir, "mnist", (fname, fname[: -len(".gz")]))
-        url = None
-        if path is None:
-            if not download:
-                raise DataError(
-                    f"MNIST file {fname} not found in {data_dir / 'mnist'} or {data_dir}; "
-                    "pass download=True (or set VAE_DATA_DIR to a folder that has it)"
-                )
-            from trainer.downloads import download_file, mirror_url  # it imports this module
-
-            url = mirror_url("mnist", fname) or MNIST_BASE_URL + fname
-            path = download_file(url, data_dir / "mnist" / fname, md5=MNIST_MD5.get(fname))
-        raw = path.read_bytes()
-        rec = _file_record(path, raw)
-        is_images = role.endswith("images")
-        arr = _read_idx(
-            path, raw, IDX_IMAGES_MAGIC if is_images else IDX_LABELS_MAGIC, (28, 28) if is_images else ()
-        )
-        official = MNIST_MD5.get(fname)
-        if official is not None and rec["md5"] == official:
-            rec["checksum"] = "official"
-        else:
-            rec["checksum"] = "unknown-but-valid-header"
-            warnings.warn(
-                f"{path}: md5 {rec['md5']} is not the official {official} for {fname}; "
-                "its IDX header and shape are valid, so it is used",
-                DataWarning,
-                stacklevel=2,
-            )
-        if url is not None:
-            rec["url"] = url
-        files[role] = rec
-        arrays[role] = arr
+        files[role], arrays[role] = _mnist_file(data_dir, role, fname, download)
     for split in ("train", "test"):
         n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
         if n_img != n_lab:

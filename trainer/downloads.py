@@ -29,6 +29,42 @@ def mirror_url(subdir: str, filename: str) -> str | None:
     return f"{mirror.rstrip('/')}/{subdir}/{filename}"
 
 
+def _transfer(url: str, out, timeout: float, name: str) -> tuple[int, int | None, str, str]:
+    """Copy ``url``'s body into the open binary file ``out``: ``(bytes received, Content-Length
+    or None, md5 hex, sha256 hex)``. Every transfer failure becomes one :class:`DataError`."""
+    from tqdm import tqdm
+
+    received = 0
+    h_md5 = hashlib.md5(usedforsecurity=False)
+    h_sha = hashlib.sha256()
+    try:
+        req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            length = resp.headers.get("Content-Length", "")
+            expected = int(length) if length.strip().isdigit() else None
+            with tqdm(
+                total=expected, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=name, file=sys.stderr, disable=None, leave=False,
+            ) as bar:
+                while chunk := resp.read(_CHUNK):
+                    out.write(chunk)
+                    h_md5.update(chunk)
+                    h_sha.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as e:
+        e.close()
+        raise DataError(f"download of {url} failed: HTTP {e.code} {one_line(e.reason)}") from None
+    except urllib.error.URLError as e:
+        raise DataError(f"download of {url} failed: {one_line(e.reason)}") from None
+    except (http.client.HTTPException, OSError) as e:
+        # IncompleteRead, connection reset, socket timeout mid-transfer, ...
+        raise DataError(
+            f"download of {url} failed after {received} bytes: {type(e).__name__}: {one_line(e)}"
+        ) from None
+    return received, expected, h_md5.hexdigest(), h_sha.hexdigest()
+
+
 def download_file(
     url: str,
     dest: str | os.PathLike,
@@ -38,8 +74,7 @@ def download_file(
     timeout: float = 60,
     validate: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Download ``url`` to ``dest`` atomically and verify it; return ``dest``. (About 70 lines: the
-    transfer, its four failure kinds and the three checks share one temporary file and one message.)
+    """Download ``url`` to ``dest`` atomically and verify it; return ``dest``.
 
     Bytes go to a temporary file in ``dest``'s folder (:func:`trainer.fileio.atomic_writer`:
     the same permissions as a plain ``open``), which is checked (length against
@@ -49,47 +84,18 @@ def download_file(
     content) the temporary file is removed, an existing ``dest`` is left untouched, and
     :class:`DataError` says what happened. Progress goes to stderr (tqdm, only on a terminal).
     """
-    from tqdm import tqdm
-
     dest = Path(dest)
-    received = 0
-    h_md5 = hashlib.md5(usedforsecurity=False)
-    h_sha = hashlib.sha256()
     with atomic_writer(dest, suffix=".part") as (out, tmp):
-        try:
-            req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                length = resp.headers.get("Content-Length", "")
-                expected = int(length) if length.strip().isdigit() else None
-                with tqdm(
-                    total=expected, unit="B", unit_scale=True, unit_divisor=1024,
-                    desc=dest.name, file=sys.stderr, disable=None, leave=False,
-                ) as bar:
-                    while chunk := resp.read(_CHUNK):
-                        out.write(chunk)
-                        h_md5.update(chunk)
-                        h_sha.update(chunk)
-                        received += len(chunk)
-                        bar.update(len(chunk))
-        except urllib.error.HTTPError as e:
-            e.close()
-            raise DataError(f"download of {url} failed: HTTP {e.code} {one_line(e.reason)}") from None
-        except urllib.error.URLError as e:
-            raise DataError(f"download of {url} failed: {one_line(e.reason)}") from None
-        except (http.client.HTTPException, OSError) as e:
-            # IncompleteRead, connection reset, socket timeout mid-transfer, ...
-            raise DataError(
-                f"download of {url} failed after {received} bytes: {type(e).__name__}: {one_line(e)}"
-            ) from None
+        received, expected, got_md5, got_sha = _transfer(url, out, timeout, dest.name)
         # http.client returns EOF quietly when the server closes early, so count ourselves.
         if expected is not None and received != expected:
             raise DataError(
                 f"download of {url} was cut short: connection closed after {received} of {expected} bytes"
             )
-        for algo, want, h in (("md5", md5, h_md5), ("sha256", sha256, h_sha)):
-            if want and h.hexdigest() != want.lower():
+        for algo, want, got in (("md5", md5, got_md5), ("sha256", sha256, got_sha)):
+            if want and got != want.lower():
                 raise DataError(
-                    f"download of {url} failed its checksum: {algo} {h.hexdigest()}, expected {want.lower()} "
+                    f"download of {url} failed its checksum: {algo} {got}, expected {want.lower()} "
                     f"({received} bytes; not saved)"
                 )
         if validate is not None:

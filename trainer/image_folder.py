@@ -107,14 +107,51 @@ def _split_indices(labels: np.ndarray, test_fraction: float, seed: int) -> np.nd
     return is_test
 
 
+def _list_images(root: Path) -> tuple[list[tuple[Path, int]], list[str] | None]:
+    """The image files under ``root`` with their labels (a sub-folder's index, -1 directly in
+    ``root``), hidden files and folders left out, and the class names (None without sub-folders)."""
+
+    def visible(p: Path) -> bool:
+        return not any(part.startswith(".") for part in p.relative_to(root).parts)
+
+    def images_in(folder: Path, recursive: bool) -> list[Path]:
+        it = folder.rglob("*") if recursive else folder.iterdir()
+        return sorted(p for p in it if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and visible(p))
+
+    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and visible(d)), key=lambda d: d.name)
+    entries: list[tuple[Path, int]] = [(p, -1) for p in images_in(root, recursive=False)]
+    for ci, d in enumerate(class_dirs):
+        entries += [(p, ci) for p in images_in(d, recursive=True)]
+    return entries, [d.name for d in class_dirs] or None
+
+
+def _decode_images(
+    root: Path, entries: list[tuple[Path, int]], size: tuple[int, int]
+) -> tuple[list[np.ndarray], list[int], list[str], str]:
+    """Decode each entry to (H, W) = ``size`` uint8: ``(images, labels, skipped files with their
+    reasons, sha256 over the readable files' relative paths and bytes)``."""
+    images, labels, skipped = [], [], []
+    content = hashlib.sha256()
+    for p, lab in entries:
+        try:
+            arr = _load_image(p, size)
+        except Exception as e:  # Pillow raises OSError, ValueError, SyntaxError, DecompressionBombError, ...
+            skipped.append(f"{p.relative_to(root)} ({type(e).__name__}: {one_line(e)})")
+            continue
+        rel = p.relative_to(root).as_posix()
+        content.update(rel.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+        images.append(arr)
+        labels.append(lab)
+    return images, labels, skipped, content.hexdigest()
+
+
 def load_image_folder(
     path: str | os.PathLike,
     image_size: tuple[int, int] = (28, 28),
     test_fraction: float = 0.1,
     seed: int = 0,
 ) -> ImageDataset:
-    """Load every image under ``path`` as (H, W) = ``image_size`` uint8 grayscale. (About 85 lines:
-    listing, decoding with per-file skips, the split and the provenance record read best in order.)
+    """Load every image under ``path`` as (H, W) = ``image_size`` uint8 grayscale.
 
     Formats: png, jpg/jpeg, gif, bmp, webp, tif/tiff (first frame). Images are stretched to
     ``image_size`` (no crop, no padding). If ``path`` has sub-folders, each one is a class
@@ -133,32 +170,8 @@ def load_image_folder(
         raise DataError(f"image_size {image_size}: expected positive (H, W)")
     if not 0.0 <= test_fraction < 1.0:
         raise DataError(f"test_fraction {test_fraction}: expected 0 <= test_fraction < 1")
-
-    def visible(p: Path) -> bool:
-        return not any(part.startswith(".") for part in p.relative_to(root).parts)
-
-    def images_in(folder: Path, recursive: bool) -> list[Path]:
-        it = folder.rglob("*") if recursive else folder.iterdir()
-        return sorted(p for p in it if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and visible(p))
-
-    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and visible(d)), key=lambda d: d.name)
-    entries: list[tuple[Path, int]] = [(p, -1) for p in images_in(root, recursive=False)]
-    for ci, d in enumerate(class_dirs):
-        entries += [(p, ci) for p in images_in(d, recursive=True)]
-    label_names = [d.name for d in class_dirs] or None
-
-    images, labels, skipped = [], [], []
-    content = hashlib.sha256()
-    for p, lab in entries:
-        try:
-            arr = _load_image(p, (h, w))
-        except Exception as e:  # Pillow raises OSError, ValueError, SyntaxError, DecompressionBombError, ...
-            skipped.append(f"{p.relative_to(root)} ({type(e).__name__}: {one_line(e)})")
-            continue
-        rel = p.relative_to(root).as_posix()
-        content.update(rel.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
-        images.append(arr)
-        labels.append(lab)
+    entries, label_names = _list_images(root)
+    images, labels, skipped, content = _decode_images(root, entries, (h, w))
     if skipped:
         shown = "; ".join(skipped[:10]) + (f"; and {len(skipped) - 10} more" if len(skipped) > 10 else "")
         warnings.warn(
@@ -186,7 +199,7 @@ def load_image_folder(
             "n_images": len(images),
             "n_train": int((~is_test).sum()),
             "n_test": int(is_test.sum()),
-            "content_sha256": content.hexdigest(),
+            "content_sha256": content,
             "checksum": "user-files",
             "skipped": skipped,
             "conversion": f"grayscale (alpha on white, 16-bit scaled), stretched to {h}x{w} with Lanczos",
